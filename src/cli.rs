@@ -1,0 +1,162 @@
+//! The `firstreply` command line: serve, batch triage and handle, and
+//! knowledge-base ingest.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+use tracing::info;
+
+use crate::batch::{run_batch, BatchMode};
+use crate::config::Settings;
+use crate::pipeline::Pipeline;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "firstreply",
+    version,
+    about = "Instant, accurate first replies for cross-border e-commerce support"
+)]
+pub struct Cli {
+    /// Config file layered over the compiled-in defaults (also FIRSTREPLY_CONFIG).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    pub log_json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gRPC service on the embedded defaults.
+    Serve {
+        /// Address to listen on, e.g. 127.0.0.1:50051 (default from config).
+        #[arg(long)]
+        addr: Option<String>,
+    },
+    /// Triage a JSONL file of inquiries: one TriageResult per line.
+    Triage {
+        #[arg(long)]
+        input: PathBuf,
+        /// Output file; standard output when omitted.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Handle a JSONL file of inquiries: acknowledgement, triage and outcome per line.
+    Handle {
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Knowledge-base maintenance.
+    Kb {
+        #[command(subcommand)]
+        command: KbCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KbCommand {
+    /// Embed new and changed articles, remove deleted ones.
+    Ingest {
+        /// Folder of Markdown articles (default: knowledge_dir/articles).
+        dir: Option<PathBuf>,
+    },
+}
+
+pub fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve { addr } => {
+            let addr = addr.unwrap_or_else(|| settings.server.addr.clone());
+            let pipeline = build(settings).await?;
+            let listener = TcpListener::bind(&addr)
+                .await
+                .with_context(|| format!("binding {addr}"))?;
+            crate::server::run(listener, pipeline, shutdown_signal()).await
+        }
+        Command::Triage { input, output } => {
+            batch(settings, BatchMode::Triage, input, output).await
+        }
+        Command::Handle { input, output } => {
+            batch(settings, BatchMode::Handle, input, output).await
+        }
+        Command::Kb {
+            command: KbCommand::Ingest { dir },
+        } => {
+            let pipeline = build(settings).await?;
+            let report =
+                tokio::task::spawn_blocking(move || pipeline.ingest_knowledge(dir)).await??;
+            println!(
+                "added {}, updated {}, removed {}, unchanged {}",
+                report.added, report.updated, report.removed, report.unchanged
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn build(settings: Settings) -> anyhow::Result<Arc<Pipeline>> {
+    let started = std::time::Instant::now();
+    let pipeline = tokio::task::spawn_blocking(move || Pipeline::build(settings)).await??;
+    info!(seconds = started.elapsed().as_secs_f32(), "pipeline ready");
+    Ok(Arc::new(pipeline))
+}
+
+async fn batch(
+    settings: Settings,
+    mode: BatchMode,
+    input: PathBuf,
+    output: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let pipeline = build(settings).await?;
+    let summary =
+        tokio::task::spawn_blocking(move || run_batch(&pipeline, mode, &input, output.as_deref()))
+            .await??;
+    info!(
+        processed = summary.processed,
+        failed = summary.failed,
+        "batch done"
+    );
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    info!("shutting down");
+}

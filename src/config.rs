@@ -1,0 +1,216 @@
+//! Settings: compiled-in defaults, then a config file, then `FIRSTREPLY_`
+//! environment variables (`FIRSTREPLY_DATA_DIR` → `data_dir`,
+//! `FIRSTREPLY_KNOWLEDGE__TOP_K` → `[knowledge] top_k`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+const ENV_PREFIX: &str = "FIRSTREPLY_";
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub model_dir: PathBuf,
+    pub knowledge_dir: PathBuf,
+    pub prompts_dir: PathBuf,
+    pub default_tenant: String,
+    pub server: ServerSettings,
+    pub embedding: EmbeddingSettings,
+    pub normalize: NormalizeSettings,
+    pub language: LanguageSettings,
+    pub intent: IntentSettings,
+    pub knowledge: KnowledgeSettings,
+    pub decide: DecideSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub addr: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EmbeddingSettings {
+    pub backend: String,
+    pub model: String,
+    pub max_tokens: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NormalizeSettings {
+    pub max_chars: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LanguageSettings {
+    pub min_letters: usize,
+    pub min_confidence: f32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct IntentSettings {
+    pub neighbours: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct KnowledgeSettings {
+    pub top_k: usize,
+    pub min_score: f32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DecideSettings {
+    pub auto_reply_min_confidence: f32,
+    pub auto_reply_min_knowledge_score: f32,
+}
+
+impl Settings {
+    /// The compiled-in defaults alone.
+    pub fn defaults() -> Settings {
+        Settings::layered(None, std::iter::empty()).expect("compiled-in defaults are valid")
+    }
+
+    /// Defaults, then `file` (or `FIRSTREPLY_CONFIG`), then the process environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Settings> {
+        let from_env = std::env::var_os("FIRSTREPLY_CONFIG").map(PathBuf::from);
+        let file = file.map(Path::to_path_buf).or(from_env);
+        let text = match &file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?,
+            ),
+            None => None,
+        };
+        Settings::layered(text.as_deref(), std::env::vars())
+    }
+
+    /// Defaults, then an optional TOML document, then `FIRSTREPLY_*` variables.
+    pub fn layered(
+        file: Option<&str>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Settings> {
+        let mut merged: toml::Table = DEFAULTS.parse().context("parsing compiled-in defaults")?;
+        if let Some(text) = file {
+            let overrides: toml::Table = text.parse().context("parsing config file")?;
+            merge(&mut merged, overrides);
+        }
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            if key == "CONFIG" {
+                continue;
+            }
+            set_path(&mut merged, &key.to_ascii_lowercase(), &value)
+                .with_context(|| format!("environment variable {name}"))?;
+        }
+        toml::Value::Table(merged)
+            .try_into()
+            .context("invalid configuration")
+    }
+}
+
+fn merge(base: &mut toml::Table, overrides: toml::Table) {
+    for (key, value) in overrides {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(inner)), toml::Value::Table(more)) => merge(inner, more),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+/// Sets `section__key` (or `key`) to `raw`, typed like the default it replaces.
+fn set_path(table: &mut toml::Table, path: &str, raw: &str) -> anyhow::Result<()> {
+    let (section, key) = match path.split_once("__") {
+        Some((section, key)) => (Some(section), key),
+        None => split_section(table, path),
+    };
+    let target = match section {
+        Some(section) => match table.get_mut(section) {
+            Some(toml::Value::Table(inner)) => inner,
+            _ => bail!("unknown settings section {section:?}"),
+        },
+        None => table,
+    };
+    let Some(current) = target.get(key) else {
+        bail!("unknown setting {key:?}");
+    };
+    let value = match current {
+        toml::Value::String(_) => toml::Value::String(raw.to_string()),
+        toml::Value::Integer(_) => toml::Value::Integer(raw.trim().parse()?),
+        toml::Value::Float(_) => toml::Value::Float(raw.trim().parse()?),
+        toml::Value::Boolean(_) => toml::Value::Boolean(raw.trim().parse()?),
+        toml::Value::Array(_) => toml::Value::Array(
+            raw.split(',')
+                .map(|s| toml::Value::String(s.trim().to_string()))
+                .filter(|v| v.as_str() != Some(""))
+                .collect(),
+        ),
+        other => bail!(
+            "setting {key:?} of type {} cannot be set from the environment",
+            other.type_str()
+        ),
+    };
+    target.insert(key.to_string(), value);
+    Ok(())
+}
+
+/// `llm_url` is `[llm] url` when there is no top-level `llm_url` but an `[llm]` section.
+fn split_section<'a>(table: &toml::Table, path: &'a str) -> (Option<&'a str>, &'a str) {
+    if table.contains_key(path) {
+        return (None, path);
+    }
+    path.match_indices('_')
+        .map(|(at, _)| (&path[..at], &path[at + 1..]))
+        .find(|(section, _)| matches!(table.get(*section), Some(toml::Value::Table(_))))
+        .map_or((None, path), |(section, key)| (Some(section), key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_parse() {
+        let settings = Settings::defaults();
+        assert_eq!(settings.data_dir, PathBuf::from("data"));
+        assert_eq!(settings.knowledge.top_k, 3);
+    }
+
+    #[test]
+    fn file_then_environment_override_defaults() {
+        let file = "model_dir = \"/opt/models\"\n[knowledge]\ntop_k = 5\n";
+        let settings = Settings::layered(
+            Some(file),
+            env(&[
+                ("FIRSTREPLY_DATA_DIR", "/var/lib/firstreply"),
+                ("FIRSTREPLY_KNOWLEDGE__TOP_K", "7"),
+                ("FIRSTREPLY_SERVER_ADDR", "0.0.0.0:9000"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.model_dir, PathBuf::from("/opt/models"));
+        assert_eq!(settings.data_dir, PathBuf::from("/var/lib/firstreply"));
+        assert_eq!(settings.knowledge.top_k, 7);
+        assert_eq!(settings.knowledge.min_score, 0.0);
+        assert_eq!(settings.server.addr, "0.0.0.0:9000");
+    }
+
+    #[test]
+    fn unknown_or_mistyped_variables_are_errors() {
+        assert!(Settings::layered(None, env(&[("FIRSTREPLY_NOPE", "1")])).is_err());
+        assert!(Settings::layered(None, env(&[("FIRSTREPLY_KNOWLEDGE__TOP_K", "many")])).is_err());
+    }
+}

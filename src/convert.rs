@@ -1,0 +1,374 @@
+//! Conversion between the wire types (`api`) and the domain: requests are
+//! validated here, field by field, so the pipeline only sees valid values.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use crate::api;
+use crate::domain::{
+    Acknowledgement, Channel, Customer, Draft, DraftSource, Inquiry, Order, Outcome, Polarity,
+    Tier, Triage,
+};
+use crate::error::FieldViolation;
+
+/// Longest accepted raw message body; the normalizer caps what it analyses.
+pub const MAX_TEXT_BYTES: usize = 256 * 1024;
+const MAX_ID_CHARS: usize = 200;
+
+fn non_empty(value: String) -> Option<String> {
+    let trimmed = value.trim();
+    (!trimmed.is_empty()).then(|| trimmed.to_string())
+}
+
+fn timestamp(
+    value: Option<pbjson_types::Timestamp>,
+    field: &str,
+    violations: &mut Vec<FieldViolation>,
+) -> Option<DateTime<Utc>> {
+    let ts = value?;
+    match DateTime::<Utc>::try_from(ts) {
+        Ok(at) => Some(at),
+        Err(_) => {
+            violations.push(FieldViolation::new(field, "not a valid timestamp"));
+            None
+        }
+    }
+}
+
+/// Validates an inquiry from the wire; `now` stands in for a missing `received_at`.
+pub fn inquiry_from_api(
+    inquiry: api::Inquiry,
+    now: DateTime<Utc>,
+) -> Result<Inquiry, Vec<FieldViolation>> {
+    let mut violations = Vec::new();
+    let id = inquiry.id.trim().to_string();
+    if id.is_empty() {
+        violations.push(FieldViolation::new("id", "is required"));
+    } else if id.chars().count() > MAX_ID_CHARS || id.chars().any(char::is_control) {
+        violations.push(FieldViolation::new(
+            "id",
+            format!("must be at most {MAX_ID_CHARS} printable characters"),
+        ));
+    }
+    if inquiry.text.trim().is_empty() {
+        violations.push(FieldViolation::new(
+            "text",
+            "is required and must not be blank",
+        ));
+    } else if inquiry.text.len() > MAX_TEXT_BYTES {
+        violations.push(FieldViolation::new(
+            "text",
+            format!("is longer than {MAX_TEXT_BYTES} bytes"),
+        ));
+    }
+    let channel = match api::Channel::try_from(inquiry.channel) {
+        Ok(api::Channel::Chat) => Channel::Chat,
+        Ok(api::Channel::Email | api::Channel::Unspecified) => Channel::Email,
+        Ok(api::Channel::Marketplace) => Channel::Marketplace,
+        Ok(api::Channel::Social) => Channel::Social,
+        Ok(api::Channel::Voice) => Channel::Voice,
+        Err(_) => {
+            violations.push(FieldViolation::new(
+                "channel",
+                format!("unknown channel {}", inquiry.channel),
+            ));
+            Channel::Email
+        }
+    };
+    let marketplace = inquiry.marketplace.trim().to_lowercase();
+    if marketplace.len() > 64 {
+        violations.push(FieldViolation::new(
+            "marketplace",
+            "must be at most 64 characters",
+        ));
+    }
+    let tenant = inquiry.tenant.trim().to_string();
+    if tenant.len() > 128
+        || !tenant
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        violations.push(FieldViolation::new(
+            "tenant",
+            "must be at most 128 of A-Z a-z 0-9 - _ .",
+        ));
+    }
+    let received_at = timestamp(inquiry.received_at, "received_at", &mut violations).unwrap_or(now);
+    let customer = customer_from_api(inquiry.customer.unwrap_or_default(), &mut violations);
+    let order = inquiry
+        .order
+        .map(|order| order_from_api(order, &mut violations));
+    if !violations.is_empty() {
+        return Err(violations);
+    }
+    Ok(Inquiry {
+        id,
+        text: inquiry.text,
+        subject: inquiry.subject,
+        channel,
+        marketplace,
+        received_at,
+        customer,
+        order: order.filter(|o| *o != Order::default()),
+        tenant,
+    })
+}
+
+fn customer_from_api(customer: api::Customer, violations: &mut Vec<FieldViolation>) -> Customer {
+    let timezone = non_empty(customer.timezone).and_then(|name| match name.parse::<Tz>() {
+        Ok(tz) => Some(tz),
+        Err(_) => {
+            violations.push(FieldViolation::new(
+                "customer.timezone",
+                format!("{name:?} is not an IANA time zone such as \"Europe/Berlin\""),
+            ));
+            None
+        }
+    });
+    let (mut locale_language, mut locale_region) = (None, None);
+    if let Some(locale) = non_empty(customer.locale) {
+        let mut parts = locale.split(['-', '_']);
+        let language = parts.next().unwrap_or("");
+        if (2..=3).contains(&language.len()) && language.chars().all(|c| c.is_ascii_alphabetic()) {
+            locale_language = Some(language.to_ascii_lowercase());
+            locale_region = parts
+                .find(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_alphabetic()))
+                .map(str::to_ascii_uppercase);
+        } else {
+            violations.push(FieldViolation::new(
+                "customer.locale",
+                format!("{locale:?} is not a BCP 47 locale such as \"de-DE\""),
+            ));
+        }
+    }
+    Customer {
+        timezone,
+        locale_language,
+        locale_region,
+        vip: customer.vip,
+    }
+}
+
+fn order_from_api(order: api::Order, violations: &mut Vec<FieldViolation>) -> Order {
+    let tracking_url = non_empty(order.tracking_url).filter(|url| {
+        let ok = url.starts_with("https://") || url.starts_with("http://");
+        if !ok {
+            violations.push(FieldViolation::new(
+                "order.tracking_url",
+                "must be an http(s) URL",
+            ));
+        }
+        ok
+    });
+    Order {
+        order_id: non_empty(order.order_id),
+        status: non_empty(order.status).map(|s| s.to_lowercase()),
+        carrier: non_empty(order.carrier),
+        tracking_number: non_empty(order.tracking_number),
+        tracking_url,
+        shipped_at: timestamp(order.shipped_at, "order.shipped_at", violations),
+        estimated_delivery: timestamp(
+            order.estimated_delivery,
+            "order.estimated_delivery",
+            violations,
+        ),
+    }
+}
+
+fn ts(at: DateTime<Utc>) -> pbjson_types::Timestamp {
+    at.into()
+}
+
+fn tier_to_api(tier: Tier) -> api::Tier {
+    match tier {
+        Tier::P1Urgent => api::Tier::P1Urgent,
+        Tier::P2High => api::Tier::P2High,
+        Tier::P3Normal => api::Tier::P3Normal,
+        Tier::P4Low => api::Tier::P4Low,
+    }
+}
+
+pub fn triage_to_api(triage: &Triage) -> api::TriageResult {
+    let sentiment = &triage.sentiment;
+    api::TriageResult {
+        id: triage.inquiry_id.clone(),
+        language: Some(api::Language {
+            code: triage.language.code.clone(),
+            confidence: triage.language.confidence,
+        }),
+        sentiment: Some(api::Sentiment {
+            label: match sentiment.label {
+                Polarity::Negative => api::SentimentLabel::Negative,
+                Polarity::Neutral => api::SentimentLabel::Neutral,
+                Polarity::Positive => api::SentimentLabel::Positive,
+            } as i32,
+            score: sentiment.score,
+            emotions: sentiment
+                .emotions
+                .iter()
+                .map(|(kind, score)| api::Emotion {
+                    name: kind.as_str().to_string(),
+                    score: *score,
+                })
+                .collect(),
+        }),
+        intent: Some(api::Intent {
+            name: triage.intent.category.as_str().to_string(),
+            confidence: triage.intent.confidence,
+        }),
+        tier: tier_to_api(triage.tier) as i32,
+        sla: Some(api::Sla {
+            first_response_due: Some(ts(triage.sla.first_response_due)),
+            resolution_due: triage.sla.resolution_due.map(ts),
+        }),
+        knowledge: triage
+            .knowledge
+            .iter()
+            .map(|hit| api::KnowledgeHit {
+                article_id: hit.article_id.clone(),
+                title: hit.title.clone(),
+                score: hit.score,
+                answer: hit.answer.clone(),
+            })
+            .collect(),
+        normalized_text: triage.normalized_text.clone(),
+    }
+}
+
+pub fn acknowledgement_to_api(ack: &Acknowledgement) -> api::Acknowledgement {
+    api::Acknowledgement {
+        text: ack.text.clone(),
+        language: ack.language.clone(),
+        reply_by: Some(ts(ack.reply_by)),
+    }
+}
+
+fn draft_to_api(draft: &Draft) -> api::Draft {
+    api::Draft {
+        text: draft.text.clone(),
+        citations: draft.citations.clone(),
+        source: match draft.source {
+            DraftSource::Template => api::DraftSource::Template,
+        } as i32,
+        language: draft.language.clone(),
+    }
+}
+
+/// The outcome as the last `HandleEvent`.
+pub fn outcome_to_api(outcome: &Outcome) -> api::handle_event::Event {
+    match outcome {
+        Outcome::AutoReply {
+            text,
+            citations,
+            language,
+        } => api::handle_event::Event::AutoReply(api::AutoReply {
+            text: text.clone(),
+            citations: citations.clone(),
+            language: language.clone(),
+        }),
+        Outcome::Handoff {
+            reasons,
+            draft,
+            degraded,
+        } => api::handle_event::Event::Handoff(api::Handoff {
+            reasons: reasons.clone(),
+            draft: Some(draft_to_api(draft)),
+            degraded: *degraded,
+        }),
+    }
+}
+
+/// Acknowledgement, triage and outcome in one object, for batch output.
+pub fn handle_result_to_api(
+    ack: &Acknowledgement,
+    triage: &Triage,
+    outcome: &Outcome,
+) -> api::HandleResult {
+    let (auto_reply, handoff) = match outcome_to_api(outcome) {
+        api::handle_event::Event::AutoReply(reply) => (Some(reply), None),
+        api::handle_event::Event::Handoff(handoff) => (None, Some(handoff)),
+        api::handle_event::Event::Acknowledgement(_) | api::handle_event::Event::Triage(_) => {
+            (None, None)
+        }
+    };
+    api::HandleResult {
+        id: triage.inquiry_id.clone(),
+        acknowledgement: Some(acknowledgement_to_api(ack)),
+        triage: Some(triage_to_api(triage)),
+        auto_reply,
+        handoff,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        "2025-03-03T10:00:00Z".parse().unwrap()
+    }
+
+    fn fields(result: Result<Inquiry, Vec<FieldViolation>>) -> Vec<String> {
+        result.unwrap_err().into_iter().map(|v| v.field).collect()
+    }
+
+    #[test]
+    fn valid_inquiry_converts_with_defaults() {
+        let inquiry = inquiry_from_api(
+            api::Inquiry {
+                id: " q1 ".into(),
+                text: "Where is my order?".into(),
+                marketplace: "Shopee_MY".into(),
+                customer: Some(api::Customer {
+                    timezone: "Asia/Kuala_Lumpur".into(),
+                    locale: "ms-MY".into(),
+                    vip: false,
+                }),
+                order: Some(api::Order::default()),
+                ..Default::default()
+            },
+            now(),
+        )
+        .unwrap();
+        assert_eq!(inquiry.id, "q1");
+        assert_eq!(inquiry.marketplace, "shopee_my");
+        assert_eq!(inquiry.channel, Channel::Email);
+        assert_eq!(inquiry.received_at, now());
+        assert_eq!(inquiry.customer.locale_language.as_deref(), Some("ms"));
+        assert_eq!(inquiry.customer.locale_region.as_deref(), Some("MY"));
+        assert!(inquiry.order.is_none());
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let result = inquiry_from_api(
+            api::Inquiry {
+                id: "".into(),
+                text: "  ".into(),
+                channel: 42,
+                customer: Some(api::Customer {
+                    timezone: "Mars/Olympus".into(),
+                    locale: "???".into(),
+                    vip: false,
+                }),
+                order: Some(api::Order {
+                    tracking_url: "javascript:alert(1)".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            now(),
+        );
+        assert_eq!(
+            fields(result),
+            vec![
+                "id",
+                "text",
+                "channel",
+                "customer.timezone",
+                "customer.locale",
+                "order.tracking_url"
+            ]
+        );
+    }
+}

@@ -1,0 +1,312 @@
+//! Domain types: what the pipeline reasons about, apart from the wire types.
+//! Values here are already validated; `convert` builds them from the protos.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+/// What the buyer wants, as the categories of DOMAIN.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Category {
+    OrderChange,
+    RefundReturn,
+    Complaint,
+    ShippingStatus,
+    PaymentBilling,
+    ProductQuestion,
+    Account,
+    HumanRequest,
+    Feedback,
+    Other,
+}
+
+impl Category {
+    pub const ALL: [Category; 10] = [
+        Category::OrderChange,
+        Category::RefundReturn,
+        Category::Complaint,
+        Category::ShippingStatus,
+        Category::PaymentBilling,
+        Category::ProductQuestion,
+        Category::Account,
+        Category::HumanRequest,
+        Category::Feedback,
+        Category::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::OrderChange => "order_change",
+            Category::RefundReturn => "refund_return",
+            Category::Complaint => "complaint",
+            Category::ShippingStatus => "shipping_status",
+            Category::PaymentBilling => "payment_billing",
+            Category::ProductQuestion => "product_question",
+            Category::Account => "account",
+            Category::HumanRequest => "human_request",
+            Category::Feedback => "feedback",
+            Category::Other => "other",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Category> {
+        Category::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The tier DOMAIN.md gives the category before any raise.
+    pub fn base_tier(self) -> Tier {
+        match self {
+            Category::OrderChange | Category::RefundReturn => Tier::P1Urgent,
+            Category::Complaint | Category::PaymentBilling | Category::HumanRequest => Tier::P2High,
+            Category::ShippingStatus
+            | Category::ProductQuestion
+            | Category::Account
+            | Category::Other => Tier::P3Normal,
+            Category::Feedback => Tier::P4Low,
+        }
+    }
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Urgency tier; `P1Urgent` sorts first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Tier {
+    P1Urgent,
+    P2High,
+    P3Normal,
+    P4Low,
+}
+
+impl Tier {
+    /// One tier more urgent, saturating at P1.
+    pub fn raised(self) -> Tier {
+        match self {
+            Tier::P1Urgent | Tier::P2High => Tier::P1Urgent,
+            Tier::P3Normal => Tier::P2High,
+            Tier::P4Low => Tier::P3Normal,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::P1Urgent => "P1_URGENT",
+            Tier::P2High => "P2_HIGH",
+            Tier::P3Normal => "P3_NORMAL",
+            Tier::P4Low => "P4_LOW",
+        }
+    }
+}
+
+/// The channel an inquiry arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    Chat,
+    Email,
+    Marketplace,
+    Social,
+    Voice,
+}
+
+/// What is known about the buyer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Customer {
+    pub timezone: Option<Tz>,
+    /// Primary language subtag of the account locale ("de" for "de-DE").
+    pub locale_language: Option<String>,
+    /// Region subtag of the account locale ("DE" for "de-DE").
+    pub locale_region: Option<String>,
+    pub vip: bool,
+}
+
+/// The order an inquiry refers to. Empty strings are stored as `None`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Order {
+    pub order_id: Option<String>,
+    pub status: Option<String>,
+    pub carrier: Option<String>,
+    pub tracking_number: Option<String>,
+    pub tracking_url: Option<String>,
+    pub shipped_at: Option<DateTime<Utc>>,
+    pub estimated_delivery: Option<DateTime<Utc>>,
+}
+
+impl Order {
+    /// True when the order data says the parcel is with the carrier or delivered.
+    pub fn has_shipped(&self) -> bool {
+        self.tracking_number.is_some()
+            || self.shipped_at.is_some()
+            || matches!(
+                self.status.as_deref(),
+                Some("shipped" | "in_transit" | "out_for_delivery" | "delivered")
+            )
+    }
+}
+
+/// A validated buyer inquiry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inquiry {
+    pub id: String,
+    pub text: String,
+    pub subject: String,
+    pub channel: Channel,
+    /// Lower-case marketplace, e.g. "amazon" or "shopee_my".
+    pub marketplace: String,
+    pub received_at: DateTime<Utc>,
+    pub customer: Customer,
+    pub order: Option<Order>,
+    pub tenant: String,
+}
+
+/// A detected language: ISO 639-1 code and confidence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LanguageGuess {
+    pub code: String,
+    pub confidence: f32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Polarity {
+    Negative,
+    Neutral,
+    Positive,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EmotionKind {
+    Anger,
+    Anxiety,
+    Frustration,
+    Threat,
+}
+
+impl EmotionKind {
+    pub const ALL: [EmotionKind; 4] = [
+        EmotionKind::Anger,
+        EmotionKind::Anxiety,
+        EmotionKind::Frustration,
+        EmotionKind::Threat,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmotionKind::Anger => "anger",
+            EmotionKind::Anxiety => "anxiety",
+            EmotionKind::Frustration => "frustration",
+            EmotionKind::Threat => "threat",
+        }
+    }
+}
+
+/// Polarity, its score in [-1, 1], and the emotions present.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sentiment {
+    pub label: Polarity,
+    pub score: f32,
+    /// Emotions with an intensity above zero, strongest first.
+    pub emotions: Vec<(EmotionKind, f32)>,
+}
+
+impl Sentiment {
+    pub fn emotion(&self, kind: EmotionKind) -> f32 {
+        self.emotions
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(0.0, |(_, s)| *s)
+    }
+
+    /// The buyer is upset: negative, or angry, threatening or frustrated.
+    pub fn is_upset(&self) -> bool {
+        self.score <= -0.35
+            || self.emotion(EmotionKind::Anger) >= 0.4
+            || self.emotion(EmotionKind::Threat) >= 0.4
+            || self.emotion(EmotionKind::Frustration) >= 0.5
+    }
+}
+
+/// A category with its probability.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntentGuess {
+    pub category: Category,
+    pub confidence: f32,
+}
+
+/// Due times for the first response and the resolution.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sla {
+    pub first_response_due: DateTime<Utc>,
+    pub resolution_due: Option<DateTime<Utc>>,
+}
+
+/// A knowledge-base article that matched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KnowledgeHit {
+    pub article_id: String,
+    pub title: String,
+    /// Fused (dense + BM25) rank score.
+    pub score: f32,
+    /// Cosine similarity of query and article: how well it answers.
+    pub similarity: f32,
+    pub answer: String,
+    pub language: String,
+    pub categories: Vec<Category>,
+}
+
+/// The full analysis of one inquiry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Triage {
+    pub inquiry_id: String,
+    pub normalized_text: String,
+    pub language: LanguageGuess,
+    pub sentiment: Sentiment,
+    pub intent: IntentGuess,
+    pub tier: Tier,
+    pub sla: Sla,
+    pub knowledge: Vec<KnowledgeHit>,
+}
+
+/// The instant acknowledgement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Acknowledgement {
+    pub text: String,
+    pub language: String,
+    pub reply_by: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DraftSource {
+    Template,
+}
+
+/// A suggested reply for an agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Draft {
+    pub text: String,
+    pub citations: Vec<String>,
+    pub source: DraftSource,
+    pub language: String,
+}
+
+/// How an inquiry ends: answered by the bot, or handed to a person.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    AutoReply {
+        text: String,
+        citations: Vec<String>,
+        language: String,
+    },
+    Handoff {
+        reasons: Vec<String>,
+        draft: Draft,
+        degraded: bool,
+    },
+}

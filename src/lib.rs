@@ -1,0 +1,31 @@
+//! firstreply: instant, accurate first replies for cross-border e-commerce
+//! support, over gRPC.
+//!
+//! # Layout
+//! - `api`: generated wire types of `proto/firstreply/v1`; `convert`: wire ↔ domain,
+//!   with validation; `error`: the one mapping of errors to gRPC statuses.
+//! - `domain`: the types the pipeline reasons about.
+//! - `pipeline`: the stages wired top to bottom; `stages/*`: one module per stage
+//!   (normalize, language, sentiment, intent and tier, knowledge, SLA, decide, compose).
+//! - `embed`: sentence embeddings (candle); `bm25`: keyword vectors; `store`: vector
+//!   collections (embedded qdrant-edge); `ingest`: incremental sync of documents.
+//! - `signals`: multilingual lexical signals; `prompts`: reply wording per language.
+//! - `server`: the gRPC service; `batch`: JSONL batch mode; `cli`: the command line;
+//!   `config`: layered settings.
+
+pub mod api;
+pub mod batch;
+pub mod bm25;
+pub mod cli;
+pub mod config;
+pub mod convert;
+pub mod domain;
+pub mod embed;
+pub mod error;
+pub mod ingest;
+pub mod pipeline;
+pub mod prompts;
+pub mod server;
+pub mod signals;
+pub mod stages;
+pub mod store;

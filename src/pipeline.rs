@@ -1,0 +1,383 @@
+//! The pipeline, top to bottom as the data flows: normalize → language →
+//! sentiment → (acknowledge) → embed → intent and tier → SLA → knowledge →
+//! decide → compose. The fast stages run first so the acknowledgement never
+//! waits for the model; a failing model or store degrades to a hand-off.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use tracing::{info, info_span, warn};
+
+use crate::config::Settings;
+use crate::domain::{
+    Acknowledgement, Category, Inquiry, IntentGuess, LanguageGuess, Outcome, Sentiment, Triage,
+};
+use crate::embed::{CandleEmbedder, Embedder, TextKind};
+use crate::ingest::IngestReport;
+use crate::prompts::Prompts;
+use crate::signals::Signals;
+use crate::stages::compose::{AckInput, AutoReplyInput, Composer};
+use crate::stages::decide::{decide, DecideInput, DecideRules, Decision};
+use crate::stages::intent::{
+    assign_tier, load_examples, IntentClassifier, IntentQuery, KnnIntentClassifier,
+};
+use crate::stages::knowledge::{load_articles, KnowledgeBase, SearchRequest};
+use crate::stages::language::{LanguageDetector, LanguageHints, LinguaDetector};
+use crate::stages::normalize::{NormalizeError, Normalizer, TextNormalizer};
+use crate::stages::sentiment::{LexicalSentiment, SentimentAnalyzer};
+use crate::stages::sla::{FixedSlaPolicy, SlaInput, SlaPolicy};
+use crate::store::{Collection, EdgeCollection};
+
+/// Why an inquiry cannot be handled as sent.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("text: {0}")]
+    EmptyText(#[from] NormalizeError),
+    #[error("internal error: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+/// An inquiry after the fast stages: enough to acknowledge it.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub inquiry: Inquiry,
+    /// The normalized message body.
+    pub text: String,
+    /// Subject and body: what intent and retrieval read.
+    pub analysed_text: String,
+    pub language: LanguageGuess,
+    pub sentiment: Sentiment,
+    /// The category keywords point to, if any.
+    pub keyword_category: Option<Category>,
+    /// Every category with a keyword in the message.
+    pub keyword_categories: Vec<Category>,
+}
+
+/// The triage, and what failed on the way, if anything.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    pub triage: Triage,
+    /// Dependencies that failed; non-empty means the result is degraded.
+    pub degraded: Vec<String>,
+}
+
+pub struct Pipeline {
+    settings: Settings,
+    normalizer: Box<dyn Normalizer>,
+    language: Box<dyn LanguageDetector>,
+    sentiment: Box<dyn SentimentAnalyzer>,
+    embedder: Arc<dyn Embedder>,
+    classifier: Box<dyn IntentClassifier>,
+    knowledge: KnowledgeBase,
+    sla: Box<dyn SlaPolicy>,
+    composer: Composer,
+}
+
+impl Pipeline {
+    /// Loads models, wording and signals, opens the embedded store and brings
+    /// the knowledge base and intent examples up to date (incrementally).
+    pub fn build(settings: Settings) -> anyhow::Result<Pipeline> {
+        let prompts = Prompts::load(&settings.prompts_dir)?;
+        let signals = Arc::new(Signals::load(&settings.knowledge_dir.join("signals"))?);
+        let embedder: Arc<dyn Embedder> = match settings.embedding.backend.as_str() {
+            "candle" => Arc::new(CandleEmbedder::load(
+                &settings.model_dir.join(&settings.embedding.model),
+                &settings.embedding.model,
+                settings.embedding.max_tokens,
+            )?),
+            other => anyhow::bail!("unknown embedding backend {other:?} (expected \"candle\")"),
+        };
+        let open = |name: &str| -> anyhow::Result<Arc<dyn Collection>> {
+            Ok(Arc::new(EdgeCollection::open(
+                &collection_path(&settings, name, embedder.model_id()),
+                embedder.dimension(),
+            )?))
+        };
+        let knowledge = KnowledgeBase::new(open("knowledge")?, embedder.clone())?;
+        let classifier = KnnIntentClassifier::new(
+            open("intents")?,
+            signals.clone(),
+            settings.intent.neighbours,
+        );
+
+        let pipeline = Pipeline {
+            normalizer: Box::new(TextNormalizer::new(settings.normalize.max_chars)),
+            language: Box::new(LinguaDetector::new(
+                settings.language.min_letters,
+                settings.language.min_confidence,
+            )),
+            sentiment: Box::new(LexicalSentiment::new(signals)),
+            classifier: Box::new(classifier),
+            knowledge,
+            sla: Box::new(FixedSlaPolicy),
+            composer: Composer::new(prompts),
+            embedder,
+            settings,
+        };
+        pipeline.ingest_examples()?;
+        pipeline.ingest_knowledge(None)?;
+        Ok(pipeline)
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn ingest_examples(&self) -> anyhow::Result<()> {
+        let examples = load_examples(&self.settings.knowledge_dir.join("intents"))?;
+        let report = self
+            .classifier
+            .ingest_examples(self.embedder.as_ref(), &examples)?;
+        info!(
+            examples = examples.len(),
+            ?report,
+            "intent examples up to date"
+        );
+        Ok(())
+    }
+
+    /// Re-reads the articles (from `dir`, or the configured folder) and
+    /// updates the default tenant's knowledge base.
+    pub fn ingest_knowledge(&self, dir: Option<PathBuf>) -> anyhow::Result<IngestReport> {
+        let dir = dir.unwrap_or_else(|| self.settings.knowledge_dir.join("articles"));
+        let articles = load_articles(&dir)?;
+        let report = self
+            .knowledge
+            .ingest(&self.settings.default_tenant, &articles)?;
+        info!(
+            articles = articles.len(),
+            ?report,
+            "knowledge base up to date"
+        );
+        Ok(report)
+    }
+
+    /// Normalize, detect the language, read the sentiment: microseconds to
+    /// milliseconds, no model call.
+    pub fn prepare(&self, inquiry: Inquiry) -> Result<Prepared, PipelineError> {
+        let _span = info_span!("prepare", inquiry = %inquiry.id).entered();
+        let text = info_span!("normalize").in_scope(|| self.normalizer.normalize(&inquiry.text))?;
+        let subject = inquiry.subject.trim();
+        let analysed_text = if subject.is_empty() {
+            text.clone()
+        } else {
+            format!("{subject}\n{text}")
+        };
+        let language = info_span!("language").in_scope(|| {
+            self.language.detect(
+                &analysed_text,
+                LanguageHints {
+                    customer: &inquiry.customer,
+                    marketplace: &inquiry.marketplace,
+                },
+            )
+        });
+        let sentiment = info_span!("sentiment")
+            .in_scope(|| self.sentiment.analyze(&analysed_text, &language.code));
+        let keyword_categories = self
+            .classifier
+            .keyword_categories(&analysed_text, &language.code);
+        Ok(Prepared {
+            keyword_category: keyword_categories.first().copied(),
+            keyword_categories,
+            inquiry,
+            text,
+            analysed_text,
+            language,
+            sentiment,
+        })
+    }
+
+    /// The instant acknowledgement, from the fast stages only.
+    pub fn acknowledge(&self, prepared: &Prepared, now: DateTime<Utc>) -> Acknowledgement {
+        let category = prepared.keyword_category.unwrap_or(Category::Other);
+        let tier = assign_tier(category, &prepared.sentiment, &prepared.inquiry);
+        let sla = self.sla.due(&SlaInput {
+            category,
+            tier,
+            channel: prepared.inquiry.channel,
+            marketplace: &prepared.inquiry.marketplace,
+            received_at: prepared.inquiry.received_at,
+        });
+        self.composer.acknowledgement(&AckInput {
+            inquiry: &prepared.inquiry,
+            language: &prepared.language.code,
+            category: prepared.keyword_category,
+            upset: prepared.sentiment.is_upset(),
+            reply_by: sla.first_response_due.max(now),
+            now,
+        })
+    }
+
+    /// Intent, tier, SLA and knowledge. Blocking: runs the embedding model.
+    pub fn analyze(&self, prepared: &Prepared) -> Analysis {
+        let _span = info_span!("analyze", inquiry = %prepared.inquiry.id).entered();
+        let mut degraded = Vec::new();
+        let vector = info_span!("embed")
+            .in_scope(|| {
+                self.embedder
+                    .embed_one(&prepared.analysed_text, TextKind::Query)
+            })
+            .map_err(|e| {
+                warn!(error = %format!("{e:#}"), "embedding failed");
+                degraded.push(format!("embedding model failed: {e:#}"))
+            })
+            .ok();
+        let intent = vector
+            .as_ref()
+            .and_then(|vector| {
+                info_span!("intent")
+                    .in_scope(|| {
+                        self.classifier.classify(&IntentQuery {
+                            text: &prepared.analysed_text,
+                            language: &prepared.language.code,
+                            vector,
+                        })
+                    })
+                    .map_err(|e| degraded.push(format!("intent classifier failed: {e:#}")))
+                    .ok()
+            })
+            .unwrap_or_else(|| IntentGuess {
+                // Keywords alone: a guess, never confident enough to auto-reply.
+                category: prepared.keyword_category.unwrap_or(Category::Other),
+                confidence: 0.3,
+            });
+        let knowledge = vector
+            .as_ref()
+            .and_then(|vector| {
+                info_span!("knowledge")
+                    .in_scope(|| {
+                        self.knowledge.search(&SearchRequest {
+                            tenant: self.tenant(&prepared.inquiry),
+                            text: &prepared.analysed_text,
+                            vector,
+                            language: &prepared.language.code,
+                            limit: self.settings.knowledge.top_k,
+                        })
+                    })
+                    .map_err(|e| {
+                        warn!(error = %format!("{e:#}"), "knowledge search failed");
+                        degraded.push(format!("knowledge base unavailable: {e:#}"))
+                    })
+                    .ok()
+            })
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|hit| hit.score >= self.settings.knowledge.min_score)
+            .collect();
+        let tier = assign_tier(intent.category, &prepared.sentiment, &prepared.inquiry);
+        let sla = self.sla.due(&SlaInput {
+            category: intent.category,
+            tier,
+            channel: prepared.inquiry.channel,
+            marketplace: &prepared.inquiry.marketplace,
+            received_at: prepared.inquiry.received_at,
+        });
+        Analysis {
+            triage: Triage {
+                inquiry_id: prepared.inquiry.id.clone(),
+                normalized_text: prepared.text.clone(),
+                language: prepared.language.clone(),
+                sentiment: prepared.sentiment.clone(),
+                intent,
+                tier,
+                sla,
+                knowledge,
+            },
+            degraded,
+        }
+    }
+
+    /// Auto-reply or hand-off, with the reply or draft composed.
+    pub fn conclude(&self, prepared: &Prepared, analysis: &Analysis) -> Outcome {
+        let _span = info_span!("decide", inquiry = %prepared.inquiry.id).entered();
+        let triage = &analysis.triage;
+        let rules = DecideRules {
+            min_confidence: self.settings.decide.auto_reply_min_confidence,
+            min_knowledge_similarity: self.settings.decide.auto_reply_min_knowledge_score,
+        };
+        let decision = if analysis.degraded.is_empty() {
+            decide(
+                &DecideInput {
+                    inquiry: &prepared.inquiry,
+                    triage,
+                    also_mentions: &prepared.keyword_categories,
+                    can_reply_in_language: self
+                        .composer
+                        .prompts()
+                        .has_language(&triage.language.code),
+                },
+                &rules,
+            )
+        } else {
+            Decision::Handoff {
+                reasons: analysis.degraded.clone(),
+            }
+        };
+        match decision {
+            Decision::AutoReply { use_order, article } => {
+                let reply = self.composer.auto_reply(&AutoReplyInput {
+                    inquiry: &prepared.inquiry,
+                    language: &triage.language.code,
+                    use_order,
+                    article: article.as_ref(),
+                });
+                Outcome::AutoReply {
+                    text: reply.text,
+                    citations: reply.citations,
+                    language: reply.language,
+                }
+            }
+            Decision::Handoff { reasons } => Outcome::Handoff {
+                draft: self.composer.template_draft(
+                    &prepared.inquiry,
+                    &triage.language.code,
+                    &triage.sentiment,
+                    &triage.knowledge,
+                ),
+                degraded: !analysis.degraded.is_empty(),
+                reasons,
+            },
+        }
+    }
+
+    fn tenant<'a>(&'a self, inquiry: &'a Inquiry) -> &'a str {
+        if inquiry.tenant.is_empty() {
+            &self.settings.default_tenant
+        } else {
+            &inquiry.tenant
+        }
+    }
+}
+
+/// `data_dir/qdrant/<name>-<model>`: a model change starts a fresh collection.
+fn collection_path(settings: &Settings, name: &str, model_id: &str) -> PathBuf {
+    let slug: String = model_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    settings
+        .data_dir
+        .join("qdrant")
+        .join(format!("{name}-{slug}"))
+}
+
+/// Runs blocking pipeline work off the async runtime.
+pub async fn blocking<T, F>(pipeline: &Arc<Pipeline>, work: F) -> anyhow::Result<T>
+where
+    F: FnOnce(&Pipeline) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let pipeline = pipeline.clone();
+    tokio::task::spawn_blocking(move || work(&pipeline))
+        .await
+        .context("pipeline task panicked")
+}

@@ -1,0 +1,123 @@
+//! The gRPC server: `FirstReply` plus health and reflection, on an injected
+//! listener with an injected shutdown signal (tests bind port 0).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use chrono::Utc;
+use futures::Stream;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::{Request, Response, Status};
+use tracing::{info, warn};
+
+use crate::api::first_reply_server::{FirstReply, FirstReplyServer};
+use crate::api::{self, handle_event::Event, HandleEvent};
+use crate::convert::{acknowledgement_to_api, inquiry_from_api, outcome_to_api, triage_to_api};
+use crate::error::ApiError;
+use crate::pipeline::{blocking, Pipeline};
+
+/// The `FirstReply` service over a shared pipeline.
+pub struct FirstReplyService {
+    pipeline: Arc<Pipeline>,
+}
+
+impl FirstReplyService {
+    pub fn new(pipeline: Arc<Pipeline>) -> FirstReplyService {
+        FirstReplyService { pipeline }
+    }
+}
+
+type HandleStream = Pin<Box<dyn Stream<Item = Result<HandleEvent, Status>> + Send>>;
+
+fn event(event: Event) -> Result<HandleEvent, Status> {
+    Ok(HandleEvent { event: Some(event) })
+}
+
+#[tonic::async_trait]
+impl FirstReply for FirstReplyService {
+    async fn triage(
+        &self,
+        request: Request<api::Inquiry>,
+    ) -> Result<Response<api::TriageResult>, Status> {
+        let inquiry = inquiry_from_api(request.into_inner(), Utc::now())
+            .map_err(ApiError::InvalidArgument)?;
+        let analysis = blocking(&self.pipeline, move |pipeline| {
+            let prepared = pipeline.prepare(inquiry)?;
+            Ok::<_, crate::pipeline::PipelineError>(pipeline.analyze(&prepared))
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("{e:#}")))?
+        .map_err(ApiError::from)?;
+        Ok(Response::new(triage_to_api(&analysis.triage)))
+    }
+
+    type HandleStream = HandleStream;
+
+    async fn handle(
+        &self,
+        request: Request<api::Inquiry>,
+    ) -> Result<Response<HandleStream>, Status> {
+        let now = Utc::now();
+        let inquiry =
+            inquiry_from_api(request.into_inner(), now).map_err(ApiError::InvalidArgument)?;
+        let prepared = self.pipeline.prepare(inquiry).map_err(ApiError::from)?;
+        let ack = self.pipeline.acknowledge(&prepared, now);
+        let (tx, rx) = mpsc::channel(4);
+        // Cannot fail: the channel is new and has room.
+        let _ = tx.try_send(event(Event::Acknowledgement(acknowledgement_to_api(&ack))));
+        let pipeline = self.pipeline.clone();
+        tokio::spawn(async move {
+            let result = blocking(&pipeline, move |pipeline| {
+                let analysis = pipeline.analyze(&prepared);
+                let outcome = pipeline.conclude(&prepared, &analysis);
+                (analysis, outcome)
+            })
+            .await;
+            match result {
+                Ok((analysis, outcome)) => {
+                    if tx
+                        .send(event(Event::Triage(triage_to_api(&analysis.triage))))
+                        .await
+                        .is_ok()
+                    {
+                        let _ = tx.send(event(outcome_to_api(&outcome))).await;
+                    }
+                }
+                Err(error) => {
+                    warn!(error = %format!("{error:#}"), "handle failed after the acknowledgement");
+                    let _ = tx
+                        .send(Err(Status::from(ApiError::Internal(format!("{error:#}")))))
+                        .await;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Serves until `shutdown` completes, then drains open calls.
+pub async fn run(
+    listener: TcpListener,
+    pipeline: Arc<Pipeline>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<FirstReplyServer<FirstReplyService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(api::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    info!(addr = %listener.local_addr()?, "serving firstreply.v1.FirstReply");
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(FirstReplyServer::new(FirstReplyService::new(pipeline)))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,182 @@
+//! Lexical signals per language (`knowledge-base/signals/<lang>.toml`):
+//! sentiment words, emotion words and intent keywords, matched at word starts
+//! (so a stem covers its inflections), or anywhere in scripts without spaces.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use crate::domain::{Category, EmotionKind};
+
+#[derive(Debug, Deserialize)]
+struct SignalsFile {
+    language: String,
+    sentiment: SentimentWords,
+    emotion: EmotionWords,
+    intent: HashMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SentimentWords {
+    positive: Vec<String>,
+    negative: Vec<String>,
+    negators: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct EmotionWords {
+    anger: Vec<String>,
+    anxiety: Vec<String>,
+    frustration: Vec<String>,
+    threat: Vec<String>,
+}
+
+/// One phrase, lower-cased.
+#[derive(Debug, Clone)]
+pub struct Phrase {
+    text: String,
+    /// Written in a script without spaces between words: match anywhere.
+    anywhere: bool,
+}
+
+impl Phrase {
+    pub fn new(text: &str) -> Phrase {
+        let text = text.trim().to_lowercase();
+        let anywhere = text.chars().any(is_unspaced_script);
+        Phrase { text, anywhere }
+    }
+
+    /// Byte offsets in `lowered` where the phrase starts.
+    pub fn positions(&self, lowered: &str) -> Vec<usize> {
+        if self.text.is_empty() {
+            return Vec::new();
+        }
+        lowered
+            .match_indices(&self.text)
+            .map(|(at, _)| at)
+            .filter(|&at| {
+                self.anywhere
+                    || lowered[..at]
+                        .chars()
+                        .next_back()
+                        .is_none_or(|c| !c.is_alphanumeric())
+            })
+            .collect()
+    }
+
+    pub fn occurs_in(&self, lowered: &str) -> bool {
+        !self.positions(lowered).is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.text.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+}
+
+/// The signals of one language.
+#[derive(Debug, Default)]
+pub struct LanguageSignals {
+    pub positive: Vec<Phrase>,
+    pub negative: Vec<Phrase>,
+    pub negators: Vec<Phrase>,
+    pub emotions: HashMap<EmotionKind, Vec<Phrase>>,
+    pub intents: HashMap<Category, Vec<Phrase>>,
+}
+
+/// Every language's signals.
+#[derive(Debug, Default)]
+pub struct Signals {
+    by_language: HashMap<String, LanguageSignals>,
+}
+
+impl Signals {
+    /// Reads every `<lang>.toml` in `dir`.
+    pub fn load(dir: &Path) -> anyhow::Result<Signals> {
+        let mut by_language = HashMap::new();
+        let entries =
+            std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+        for entry in entries {
+            let path = entry?.path();
+            if path.extension().is_none_or(|ext| ext != "toml") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path)?;
+            let file: SignalsFile =
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+            let signals = LanguageSignals::from_file(&file)
+                .with_context(|| format!("in {}", path.display()))?;
+            by_language.insert(file.language, signals);
+        }
+        Ok(Signals { by_language })
+    }
+
+    /// The signal sets to match for a message in `language`: its own and
+    /// English, which buyers mix into every language.
+    pub fn for_language(&self, language: &str) -> Vec<&LanguageSignals> {
+        let mut sets: Vec<&LanguageSignals> = self.by_language.get(language).into_iter().collect();
+        if language != "en" {
+            sets.extend(self.by_language.get("en"));
+        }
+        sets
+    }
+
+    pub fn languages(&self) -> impl Iterator<Item = &str> {
+        self.by_language.keys().map(String::as_str)
+    }
+}
+
+impl LanguageSignals {
+    fn from_file(file: &SignalsFile) -> anyhow::Result<LanguageSignals> {
+        let phrases = |list: &[String]| {
+            list.iter()
+                .map(|s| Phrase::new(s))
+                .filter(|p| !p.is_empty())
+                .collect::<Vec<_>>()
+        };
+        let mut intents = HashMap::new();
+        for (name, list) in &file.intent {
+            let category = Category::parse(name)
+                .with_context(|| format!("unknown intent category {name:?}"))?;
+            intents.insert(category, phrases(list));
+        }
+        let emotions = HashMap::from([
+            (EmotionKind::Anger, phrases(&file.emotion.anger)),
+            (EmotionKind::Anxiety, phrases(&file.emotion.anxiety)),
+            (EmotionKind::Frustration, phrases(&file.emotion.frustration)),
+            (EmotionKind::Threat, phrases(&file.emotion.threat)),
+        ]);
+        Ok(LanguageSignals {
+            positive: phrases(&file.sentiment.positive),
+            negative: phrases(&file.sentiment.negative),
+            negators: phrases(&file.sentiment.negators),
+            emotions,
+            intents,
+        })
+    }
+}
+
+/// Han, kana, Hangul syllables and Thai: scripts matched without word boundaries.
+pub fn is_unspaced_script(c: char) -> bool {
+    matches!(c as u32,
+        0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0xAC00..=0xD7AF | 0x0E00..=0x0E7F)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phrases_match_at_word_starts_or_anywhere_in_unspaced_scripts() {
+        let refund = Phrase::new("Refund");
+        assert!(refund.occurs_in("i want a refunded order"));
+        assert!(!refund.occurs_in("nonrefundable"));
+        let cjk = Phrase::new("退款");
+        assert!(cjk.occurs_in("我要求退款！"));
+    }
+}

@@ -1,0 +1,116 @@
+//! Decide: auto-reply only to routine shipping questions that we can answer
+//! from facts (the order data or a knowledge-base answer in the buyer's
+//! language), asked calmly and classified with confidence; everything else
+//! goes to a person, with the reasons.
+
+use crate::domain::{Category, EmotionKind, Inquiry, KnowledgeHit, Triage};
+
+#[derive(Debug, Clone, Copy)]
+pub struct DecideRules {
+    pub min_confidence: f32,
+    pub min_knowledge_similarity: f32,
+}
+
+/// What the decision may use besides the triage.
+#[derive(Debug, Clone)]
+pub struct DecideInput<'a> {
+    pub inquiry: &'a Inquiry,
+    pub triage: &'a Triage,
+    /// Other categories the message also asks about, by keyword.
+    pub also_mentions: &'a [Category],
+    /// Whether replies can be written in the buyer's language.
+    pub can_reply_in_language: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    AutoReply {
+        use_order: bool,
+        article: Option<KnowledgeHit>,
+    },
+    Handoff {
+        reasons: Vec<String>,
+    },
+}
+
+/// Order states in which a "where is it" question is no longer routine.
+const SETTLED_STATES: &[&str] = &[
+    "delivered",
+    "cancelled",
+    "returned",
+    "refunded",
+    "lost",
+    "exception",
+];
+
+pub fn decide(input: &DecideInput<'_>, rules: &DecideRules) -> Decision {
+    let triage = input.triage;
+    let intent = &triage.intent;
+    let mut reasons = Vec::new();
+    if intent.category == Category::HumanRequest {
+        reasons.push("the buyer asks for a person".to_string());
+    } else if intent.category != Category::ShippingStatus {
+        reasons.push(format!(
+            "intent {} is answered by a person",
+            intent.category
+        ));
+    }
+    if intent.confidence < rules.min_confidence {
+        reasons.push(format!(
+            "intent confidence {:.2} is below the auto-reply threshold {:.2}",
+            intent.confidence, rules.min_confidence
+        ));
+    }
+    if triage.sentiment.emotion(EmotionKind::Threat) >= 0.4 {
+        reasons.push("the buyer threatens a dispute, a bad review or legal action".to_string());
+    } else if triage.sentiment.is_upset() {
+        reasons.push("the buyer is upset".to_string());
+    }
+    let extra: Vec<&str> = input
+        .also_mentions
+        .iter()
+        .filter(|c| **c != intent.category && c.base_tier() <= crate::domain::Tier::P2High)
+        .map(|c| c.as_str())
+        .collect();
+    if !extra.is_empty() {
+        reasons.push(format!("the message also mentions {}", extra.join(", ")));
+    }
+    if !input.can_reply_in_language {
+        reasons.push(format!(
+            "no reply wording in the buyer's language ({})",
+            triage.language.code
+        ));
+    }
+    let order = input.inquiry.order.as_ref();
+    if let Some(status) = order.and_then(|o| o.status.as_deref()) {
+        if SETTLED_STATES.contains(&status) {
+            reasons.push(format!(
+                "the order is {status}: the buyer needs a person to look into it"
+            ));
+        }
+    }
+    if !reasons.is_empty() {
+        return Decision::Handoff { reasons };
+    }
+
+    let use_order = order
+        .is_some_and(|o| o.order_id.is_some() && (o.tracking_number.is_some() || !o.has_shipped()));
+    let has_tracking = order.is_some_and(|o| o.tracking_number.is_some());
+    // With tracking the order data answers; general delivery times would be noise.
+    let article = triage
+        .knowledge
+        .iter()
+        .filter(|_| !(use_order && has_tracking))
+        .find(|hit| {
+            hit.categories.contains(&Category::ShippingStatus)
+                && hit.language == triage.language.code
+                && hit.similarity >= rules.min_knowledge_similarity
+        })
+        .cloned();
+    if !use_order && article.is_none() {
+        return Decision::Handoff {
+            reasons: vec!["no order data or knowledge-base answer to ground a reply".to_string()],
+        };
+    }
+    Decision::AutoReply { use_order, article }
+}

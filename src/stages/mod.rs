@@ -1,0 +1,10 @@
+//! The pipeline's stages, in the order data flows through them.
+
+pub mod compose;
+pub mod decide;
+pub mod intent;
+pub mod knowledge;
+pub mod language;
+pub mod normalize;
+pub mod sentiment;
+pub mod sla;

@@ -1,0 +1,79 @@
+//! Vector collections behind one trait: the embedded qdrant-edge today, a
+//! Qdrant server through the same trait later. Every collection holds a dense
+//! vector and an optional BM25 sparse vector per point, plus a JSON payload.
+
+mod edge;
+
+pub use edge::EdgeCollection;
+
+use serde_json::{Map, Value};
+
+/// A sparse vector: BM25 term weights by hashed token id.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SparseVector {
+    pub indices: Vec<u32>,
+    pub values: Vec<f32>,
+}
+
+/// A point to store.
+#[derive(Debug, Clone)]
+pub struct Point {
+    pub id: u64,
+    pub dense: Vec<f32>,
+    pub sparse: Option<SparseVector>,
+    pub payload: Map<String, Value>,
+}
+
+/// A stored point's id and payload.
+#[derive(Debug, Clone)]
+pub struct StoredPoint {
+    pub id: u64,
+    pub payload: Map<String, Value>,
+}
+
+/// A search result.
+#[derive(Debug, Clone)]
+pub struct ScoredPoint {
+    pub id: u64,
+    /// Ranking score: cosine for dense search, fused rank score for hybrid.
+    pub score: f32,
+    /// Cosine similarity of the dense vectors, comparable across queries.
+    pub similarity: f32,
+    pub payload: Map<String, Value>,
+}
+
+/// Payload fields that must equal the given strings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filter {
+    pub must: Vec<(String, String)>,
+}
+
+impl Filter {
+    pub fn field(mut self, key: &str, value: &str) -> Filter {
+        self.must.push((key.to_string(), value.to_string()));
+        self
+    }
+}
+
+/// One collection of points. Calls block: run them off the async runtime.
+pub trait Collection: Send + Sync {
+    fn upsert(&self, points: Vec<Point>) -> anyhow::Result<()>;
+    fn delete(&self, ids: &[u64]) -> anyhow::Result<()>;
+    /// Every point matching `filter`, payload only.
+    fn scroll(&self, filter: &Filter) -> anyhow::Result<Vec<StoredPoint>>;
+    /// Nearest points by the dense vector.
+    fn search_dense(
+        &self,
+        dense: &[f32],
+        filter: &Filter,
+        limit: usize,
+    ) -> anyhow::Result<Vec<ScoredPoint>>;
+    /// Dense and sparse results fused by reciprocal rank.
+    fn search_hybrid(
+        &self,
+        dense: &[f32],
+        sparse: &SparseVector,
+        filter: &Filter,
+        limit: usize,
+    ) -> anyhow::Result<Vec<ScoredPoint>>;
+}

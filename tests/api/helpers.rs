@@ -1,0 +1,92 @@
+//! Starts one real firstreply server per test binary (real models, embedded
+//! Qdrant on disk under target/) on 127.0.0.1:0, and typed helpers to call it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use firstreply::api::first_reply_client::FirstReplyClient;
+use firstreply::api::{self, handle_event::Event};
+use firstreply::config::Settings;
+use firstreply::pipeline::Pipeline;
+use tokio::net::TcpListener;
+use tonic::transport::Channel;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Settings for tests: the repo's knowledge base and prompts, models from
+/// `models/` (or FIRSTREPLY_MODEL_DIR), a data dir kept under target/ so
+/// reruns ingest incrementally.
+pub fn test_settings(name: &str) -> Settings {
+    let mut settings = Settings::defaults();
+    settings.knowledge_dir = repo().join("knowledge-base");
+    settings.prompts_dir = repo().join("prompts");
+    settings.model_dir = std::env::var_os("FIRSTREPLY_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("models"));
+    settings.data_dir = repo().join("target/test-data").join(name);
+    settings
+}
+
+static SERVER: OnceLock<SocketAddr> = OnceLock::new();
+
+/// The address of the shared test server, started on first use.
+pub fn server() -> SocketAddr {
+    *SERVER.get_or_init(|| {
+        let settings = test_settings("api");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().expect("runtime");
+            runtime.block_on(async move {
+                let pipeline = Arc::new(Pipeline::build(settings).expect("pipeline builds"));
+                let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+                tx.send(listener.local_addr().expect("addr"))
+                    .expect("send addr");
+                firstreply::server::run(listener, pipeline, std::future::pending())
+                    .await
+                    .expect("server runs");
+            });
+        });
+        rx.recv().expect("server started")
+    })
+}
+
+pub async fn channel() -> Channel {
+    let addr = server();
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect")
+}
+
+pub async fn client() -> FirstReplyClient<Channel> {
+    FirstReplyClient::new(channel().await)
+}
+
+pub fn inquiry(id: &str, text: &str) -> api::Inquiry {
+    api::Inquiry {
+        id: id.to_string(),
+        text: text.to_string(),
+        channel: api::Channel::Email as i32,
+        marketplace: "shopify".to_string(),
+        ..Default::default()
+    }
+}
+
+/// Every event of a Handle call, in order.
+pub async fn handle(inquiry: api::Inquiry) -> Vec<Event> {
+    let mut stream = client()
+        .await
+        .handle(inquiry)
+        .await
+        .expect("handle")
+        .into_inner();
+    let mut events = Vec::new();
+    while let Some(event) = stream.message().await.expect("event") {
+        events.push(event.event.expect("event set"));
+    }
+    events
+}

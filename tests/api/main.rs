@@ -1,0 +1,269 @@
+//! End-to-end tests over gRPC against the real server.
+
+mod helpers;
+
+use firstreply::api::{self, handle_event::Event};
+use helpers::{channel, client, handle, inquiry, repo, test_settings};
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+use tonic_types::StatusExt;
+
+#[tokio::test]
+async fn health_reports_serving_and_reflection_lists_the_service() {
+    let mut health = HealthClient::new(channel().await);
+    let status = health
+        .check(HealthCheckRequest {
+            service: "firstreply.v1.FirstReply".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(status, ServingStatus::Serving as i32);
+
+    let mut reflection = ServerReflectionClient::new(channel().await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = reflection
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = responses.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("expected a service list, got {response:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.contains(&"firstreply.v1.FirstReply".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"grpc.health.v1.Health".to_string()),
+        "{names:?}"
+    );
+}
+
+#[tokio::test]
+async fn german_where_is_my_order_is_acknowledged_in_german_then_auto_replied_with_tracking() {
+    let mut request = inquiry("de-wismo-1", "Wo ist meine Bestellung?");
+    request.channel = api::Channel::Marketplace as i32;
+    request.marketplace = "amazon".into();
+    request.customer = Some(api::Customer {
+        timezone: "Europe/Berlin".into(),
+        locale: "de-DE".into(),
+        vip: false,
+    });
+    request.order = Some(api::Order {
+        order_id: "302-1234567-1234567".into(),
+        status: "shipped".into(),
+        carrier: "DHL".into(),
+        tracking_number: "JJD000390007788".into(),
+        tracking_url: "https://www.dhl.de/de/privatkunden/dhl-sendungsverfolgung.html?piececode=JJD000390007788".into(),
+        ..Default::default()
+    });
+    let events = handle(request).await;
+    assert_eq!(events.len(), 3, "{events:?}");
+
+    let Event::Acknowledgement(ack) = &events[0] else {
+        panic!("the first event must be the acknowledgement: {events:?}");
+    };
+    assert_eq!(ack.language, "de");
+    assert!(ack.text.contains("de-wismo-1"), "{}", ack.text);
+    assert!(ack.reply_by.is_some());
+    let english = handle(inquiry("en-ack", "Where is my order?")).await;
+    let Event::Acknowledgement(english_ack) = &english[0] else {
+        panic!()
+    };
+    assert_ne!(first_sentence(&ack.text), first_sentence(&english_ack.text));
+
+    let Event::Triage(triage) = &events[1] else {
+        panic!("the second event must be the triage: {events:?}");
+    };
+    assert_eq!(triage.language.as_ref().unwrap().code, "de");
+    assert_eq!(triage.intent.as_ref().unwrap().name, "shipping_status");
+
+    let Event::AutoReply(reply) = &events[2] else {
+        panic!("expected an auto-reply: {events:?}");
+    };
+    assert!(reply.text.contains("JJD000390007788"), "{}", reply.text);
+    assert_eq!(reply.language, "de");
+    assert!(reply.citations.contains(&"order".to_string()));
+}
+
+fn first_sentence(text: &str) -> &str {
+    text.split(['.', '!', '?', '。']).nth(1).unwrap_or(text)
+}
+
+#[tokio::test]
+async fn angry_refund_demand_is_p1_and_handed_off_with_a_draft() {
+    let text =
+        "This is RIDICULOUS. The jacket fell apart after one day and I want a full refund NOW. \
+                If I don't get my money back I will file a chargeback and leave a 1 star review!!!";
+    let events = handle(inquiry("en-angry-refund", text)).await;
+    assert!(matches!(events[0], Event::Acknowledgement(_)), "{events:?}");
+    let Event::Triage(triage) = &events[1] else {
+        panic!("{events:?}")
+    };
+    assert_eq!(triage.tier, api::Tier::P1Urgent as i32);
+    assert_eq!(
+        triage.sentiment.as_ref().unwrap().label,
+        api::SentimentLabel::Negative as i32
+    );
+    let Event::Handoff(handoff) = &events[2] else {
+        panic!("expected a hand-off: {events:?}");
+    };
+    assert!(!handoff.reasons.is_empty());
+    assert!(!handoff.degraded);
+    let draft = handoff.draft.as_ref().unwrap();
+    assert_eq!(draft.source, api::DraftSource::Template as i32);
+    assert!(draft.text.len() > 80, "{}", draft.text);
+    assert_eq!(draft.language, "en");
+}
+
+#[tokio::test]
+async fn empty_text_is_invalid_argument_naming_the_field() {
+    for text in ["", "   \n", "> only a quoted line"] {
+        let status = client()
+            .await
+            .triage(inquiry("empty", text))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        let details = status.get_error_details();
+        let fields: Vec<&str> = details
+            .bad_request()
+            .expect("bad request details")
+            .field_violations
+            .iter()
+            .map(|v| v.field.as_str())
+            .collect();
+        assert_eq!(fields, vec!["text"], "{status:?}");
+    }
+    let Err(status) = client().await.handle(inquiry("", "hello")).await else {
+        panic!("an inquiry without id was accepted");
+    };
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("id"), "{status:?}");
+}
+
+#[tokio::test]
+async fn html_email_is_triaged_on_its_new_part_only() {
+    let html = r#"<html><body><div dir="ltr">Hi, please cancel my order #5512 before it ships, I ordered the wrong size.</div>
+        <div>Thanks, Maria</div><br>
+        <div class="gmail_quote"><div class="gmail_attr">On Mon, 3 Mar 2025 at 10:00, Shop &lt;help@shop.example&gt; wrote:</div>
+        <blockquote class="gmail_quote">Your parcel is on its way! Track your package with tracking number 123. Where is my order? Delivery in 5 days.</blockquote></div>
+        </body></html>"#;
+    let mut request = inquiry("html-1", html);
+    request.subject = "Re: Your order has shipped".into();
+    let triage = client().await.triage(request).await.unwrap().into_inner();
+    assert!(
+        triage.normalized_text.contains("cancel my order"),
+        "{}",
+        triage.normalized_text
+    );
+    assert!(
+        !triage.normalized_text.contains("Track your package"),
+        "{}",
+        triage.normalized_text
+    );
+    assert!(
+        !triage.normalized_text.contains('<'),
+        "{}",
+        triage.normalized_text
+    );
+    assert_eq!(triage.intent.unwrap().name, "order_change");
+}
+
+#[tokio::test]
+async fn knowledge_is_retrieved_in_the_buyers_language() {
+    let triage = client()
+        .await
+        .triage(inquiry("kb-1", "How long does shipping to Germany take?"))
+        .await
+        .unwrap()
+        .into_inner();
+    let top = triage.knowledge.first().expect("a knowledge hit");
+    assert_eq!(
+        top.article_id, "shipping-times-en",
+        "{:?}",
+        triage.knowledge
+    );
+    assert!(!top.answer.is_empty());
+}
+
+#[test]
+fn batch_mode_round_trips_a_file() {
+    let settings = test_settings("batch");
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    let output = dir.path().join("out.jsonl");
+    std::fs::write(
+        &input,
+        concat!(
+            r#"{"id":"b1","text":"Where is my package? Order 4411","channel":"EMAIL","order":{"orderId":"4411","status":"shipped","trackingNumber":"1Z999AA10123456784","carrier":"UPS"}}"#,
+            "\n",
+            r#"{"id":"b2","text":"Je veux annuler ma commande","customer":{"locale":"fr-FR"}}"#,
+            "\n\n",
+            r#"{"id":"b3","text":"   "}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    for (mode, outcome_key) in [("triage", None), ("handle", Some("acknowledgement"))] {
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_firstreply"))
+            .args([mode, "--input"])
+            .arg(&input)
+            .arg("--output")
+            .arg(&output)
+            .env("FIRSTREPLY_DATA_DIR", &settings.data_dir)
+            .env("FIRSTREPLY_MODEL_DIR", &settings.model_dir)
+            .env("FIRSTREPLY_KNOWLEDGE_DIR", repo().join("knowledge-base"))
+            .env("FIRSTREPLY_PROMPTS_DIR", repo().join("prompts"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(&output)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let ids: Vec<&str> = lines.iter().map(|l| l["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, vec!["b1", "b2", "b3"]);
+        assert_eq!(lines[2]["error"]["code"], "INVALID_ARGUMENT");
+        assert_eq!(lines[2]["error"]["fieldViolations"][0]["field"], "text");
+        match outcome_key {
+            None => {
+                assert_eq!(lines[1]["language"]["code"], "fr");
+                assert_eq!(lines[1]["intent"]["name"], "order_change");
+            }
+            Some(key) => {
+                assert!(lines[0][key]["text"].is_string(), "{}", lines[0]);
+                assert!(
+                    lines[0]["autoReply"]["text"]
+                        .as_str()
+                        .unwrap()
+                        .contains("1Z999AA10123456784"),
+                    "{}",
+                    lines[0]
+                );
+                assert!(
+                    lines[1]["handoff"]["draft"]["text"].is_string(),
+                    "{}",
+                    lines[1]
+                );
+                // Round trip: every result parses back into the proto type.
+                let parsed: api::HandleResult = serde_json::from_value(lines[1].clone()).unwrap();
+                assert_eq!(parsed.id, "b2");
+            }
+        }
+    }
+}
