@@ -53,6 +53,16 @@ pub enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+    /// Measure intent, tier, sentiment and language quality on a labelled
+    /// CSV or JSONL file.
+    Eval {
+        #[arg(long)]
+        input: PathBuf,
+        /// Cross-validate with this many folds, adding the file's other rows to
+        /// the shipped examples; 0 classifies with the shipped examples only.
+        #[arg(long, default_value_t = 0)]
+        folds: usize,
+    },
     /// Knowledge-base maintenance.
     Kb {
         #[command(subcommand)]
@@ -98,6 +108,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Handle { input, output } => {
             batch(settings, BatchMode::Handle, input, output).await
+        }
+        Command::Eval { input, folds } => {
+            let rows = crate::eval::read_labelled(&input)?;
+            let pipeline = build(settings).await?;
+            let report =
+                tokio::task::spawn_blocking(move || crate::eval::evaluate(&pipeline, &rows, folds))
+                    .await??;
+            print!("{report}");
+            Ok(())
         }
         Command::Kb {
             command: KbCommand::Ingest { dir },

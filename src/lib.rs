@@ -11,7 +11,7 @@
 //!   collections (embedded qdrant-edge); `ingest`: incremental sync of documents.
 //! - `signals`: multilingual lexical signals; `prompts`: reply wording per language.
 //! - `server`: the gRPC service; `batch`: JSONL batch mode; `cli`: the command line;
-//!   `config`: layered settings.
+//!   `config`: layered settings; `eval`: quality measurement on labelled data.
 
 pub mod api;
 pub mod batch;
@@ -22,6 +22,7 @@ pub mod convert;
 pub mod domain;
 pub mod embed;
 pub mod error;
+pub mod eval;
 pub mod ingest;
 pub mod pipeline;
 pub mod prompts;

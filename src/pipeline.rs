@@ -69,6 +69,7 @@ pub struct Pipeline {
     language: Box<dyn LanguageDetector>,
     sentiment: Box<dyn SentimentAnalyzer>,
     embedder: Arc<dyn Embedder>,
+    signals: Arc<Signals>,
     classifier: Box<dyn IntentClassifier>,
     knowledge: KnowledgeBase,
     sla: Box<dyn SlaPolicy>,
@@ -108,7 +109,8 @@ impl Pipeline {
                 settings.language.min_letters,
                 settings.language.min_confidence,
             )),
-            sentiment: Box::new(LexicalSentiment::new(signals)),
+            sentiment: Box::new(LexicalSentiment::new(signals.clone())),
+            signals,
             classifier: Box::new(classifier),
             knowledge,
             sla: Box::new(FixedSlaPolicy),
@@ -123,6 +125,18 @@ impl Pipeline {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    pub fn embedder(&self) -> &dyn Embedder {
+        self.embedder.as_ref()
+    }
+
+    pub fn signals(&self) -> Arc<Signals> {
+        self.signals.clone()
+    }
+
+    pub fn classifier(&self) -> &dyn IntentClassifier {
+        self.classifier.as_ref()
     }
 
     fn ingest_examples(&self) -> anyhow::Result<()> {

@@ -31,16 +31,32 @@ struct ExamplesFile {
     examples: HashMap<String, Vec<String>>,
 }
 
-/// Reads every `<lang>.toml` of labelled examples in `dir`.
+/// Reads every `<lang>.toml` and labelled `*.csv` of examples in `dir`.
 pub fn load_examples(dir: &Path) -> anyhow::Result<Vec<Example>> {
     let mut paths: Vec<_> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|ext| ext == "toml"))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|ext| ext == "toml" || ext == "csv")
+        })
         .collect();
     paths.sort();
     let mut examples = Vec::new();
     for path in paths {
+        if path.extension().is_some_and(|ext| ext == "csv") {
+            // Labelled CSV (`text`/`instruction`, `category`/`intent`, `language`), English by default.
+            examples.extend(
+                crate::eval::read_labelled(&path)?
+                    .into_iter()
+                    .map(|row| Example {
+                        language: row.language.unwrap_or_else(|| "en".to_string()),
+                        category: row.category,
+                        text: row.text,
+                    }),
+            );
+            continue;
+        }
         let text = std::fs::read_to_string(&path)?;
         let file: ExamplesFile =
             toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
@@ -90,6 +106,9 @@ pub struct KnnIntentClassifier {
 const SEED_TENANT: &str = "_seed";
 /// Softmax temperature over cosine similarities.
 const TEMPERATURE: f32 = 0.05;
+/// Probability floor of the neighbour vote, so keywords can still lift a
+/// category no neighbour voted for.
+const KNN_FLOOR: f32 = 0.003;
 /// Weight of one keyword hit, in logits.
 const KEYWORD_WEIGHT: f32 = 1.2;
 
@@ -150,7 +169,7 @@ impl IntentClassifier for KnnIntentClassifier {
             } else {
                 0.1
             };
-            *logit = (knn + 0.02).ln() + KEYWORD_WEIGHT * keywords[slot];
+            *logit = (knn + KNN_FLOOR).ln() + KEYWORD_WEIGHT * keywords[slot];
         }
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let exp: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();

@@ -1,0 +1,472 @@
+//! `firstreply eval`: intent, tier, sentiment and language quality on a
+//! labelled file (CSV or JSONL), optionally cross-validated so that no
+//! inquiry is classified by an index that contains it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use chrono::Utc;
+use serde_json::{Map, Value};
+
+use crate::domain::{Category, Channel, Customer, Inquiry, Polarity, Tier};
+use crate::embed::TextKind;
+use crate::ingest::point_id;
+use crate::pipeline::{Pipeline, Prepared};
+use crate::stages::intent::{
+    assign_tier, load_examples, Example, IntentClassifier, IntentQuery, KnnIntentClassifier,
+};
+use crate::store::{Collection, EdgeCollection, Point};
+
+/// One labelled inquiry.
+#[derive(Debug, Clone)]
+pub struct LabelledRow {
+    pub text: String,
+    pub category: Category,
+    pub language: Option<String>,
+    pub tier: Option<Tier>,
+    pub polarity: Option<Polarity>,
+}
+
+/// Bitext's 27 intents mapped to the service's categories (shared/eval/README.md).
+fn bitext_category(intent: &str) -> Option<Category> {
+    Some(match intent {
+        "cancel_order" | "change_order" | "change_shipping_address" | "set_up_shipping_address" => {
+            Category::OrderChange
+        }
+        "get_refund" | "track_refund" | "check_refund_policy" => Category::RefundReturn,
+        "complaint" => Category::Complaint,
+        "track_order" | "delivery_period" | "delivery_options" => Category::ShippingStatus,
+        "payment_issue"
+        | "check_invoice"
+        | "get_invoice"
+        | "check_payment_methods"
+        | "check_cancellation_fee" => Category::PaymentBilling,
+        "create_account"
+        | "delete_account"
+        | "edit_account"
+        | "recover_password"
+        | "registration_problems"
+        | "switch_account" => Category::Account,
+        "contact_customer_service" | "contact_human_agent" => Category::HumanRequest,
+        "review" => Category::Feedback,
+        "place_order" | "newsletter_subscription" => Category::Other,
+        _ => return None,
+    })
+}
+
+fn parse_category(label: &str) -> Option<Category> {
+    Category::parse(label).or_else(|| bitext_category(label))
+}
+
+fn parse_tier(label: &str) -> Option<Tier> {
+    match label.trim().to_ascii_uppercase().as_str() {
+        "P1" | "P1_URGENT" => Some(Tier::P1Urgent),
+        "P2" | "P2_HIGH" => Some(Tier::P2High),
+        "P3" | "P3_NORMAL" => Some(Tier::P3Normal),
+        "P4" | "P4_LOW" => Some(Tier::P4Low),
+        _ => None,
+    }
+}
+
+fn parse_polarity(label: &str) -> Option<Polarity> {
+    match label.trim().to_ascii_lowercase().as_str() {
+        "negative" => Some(Polarity::Negative),
+        "neutral" => Some(Polarity::Neutral),
+        "positive" => Some(Polarity::Positive),
+        _ => None,
+    }
+}
+
+/// Reads labelled rows: JSONL objects (`text`, `category` or `intent`, optional
+/// `language`, `tier`, `sentiment`) or CSV with a header naming the same
+/// columns (`instruction` is taken as `text`, as in the Bitext set).
+pub fn read_labelled(path: &Path) -> anyhow::Result<Vec<LabelledRow>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let records: Vec<HashMap<String, String>> = if path.extension().is_some_and(|e| e == "csv") {
+        read_csv(&text)?
+    } else {
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .enumerate()
+            .map(|(n, line)| {
+                let value: Map<String, Value> = serde_json::from_str(line)
+                    .with_context(|| format!("line {}: not a JSON object", n + 1))?;
+                Ok(value
+                    .into_iter()
+                    .filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_string())))
+                    .collect())
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    let mut rows = Vec::with_capacity(records.len());
+    for (n, record) in records.iter().enumerate() {
+        let get = |keys: &[&str]| {
+            keys.iter()
+                .find_map(|k| record.get(*k))
+                .filter(|v| !v.trim().is_empty())
+        };
+        let text =
+            get(&["text", "instruction"]).with_context(|| format!("row {}: no text", n + 1))?;
+        let label =
+            get(&["category", "intent"]).with_context(|| format!("row {}: no category", n + 1))?;
+        // Bitext rows carry both: its `category` column is its own (ORDER, …).
+        let category = get(&["intent"])
+            .and_then(|l| parse_category(l))
+            .or_else(|| parse_category(label))
+            .with_context(|| format!("row {}: unknown category {label:?}", n + 1))?;
+        rows.push(LabelledRow {
+            text: text.clone(),
+            category,
+            language: get(&["language"]).map(|l| l.to_lowercase()),
+            tier: get(&["tier"]).and_then(|t| parse_tier(t)),
+            polarity: get(&["sentiment"]).and_then(|s| parse_polarity(s)),
+        });
+    }
+    Ok(rows)
+}
+
+/// A small RFC 4180 reader: quoted fields, doubled quotes, commas and newlines in quotes.
+fn read_csv(text: &str) -> anyhow::Result<Vec<HashMap<String, String>>> {
+    let mut records = Vec::new();
+    let mut field = String::new();
+    let mut row = Vec::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => row.push(std::mem::take(&mut field)),
+            ('\n', false) => {
+                row.push(std::mem::take(&mut field));
+                records.push(std::mem::take(&mut row));
+            }
+            ('\r', false) => {}
+            (c, _) => field.push(c),
+        }
+    }
+    if !field.is_empty() || !row.is_empty() {
+        row.push(field);
+        records.push(row);
+    }
+    let mut records = records.into_iter();
+    let Some(header) = records.next() else {
+        bail!("the CSV file is empty")
+    };
+    Ok(records
+        .filter(|r| r.iter().any(|f| !f.trim().is_empty()))
+        .map(|r| header.iter().cloned().zip(r).collect())
+        .collect())
+}
+
+/// One prediction.
+#[derive(Debug, Clone)]
+struct Prediction {
+    gold: Category,
+    predicted: Category,
+    confidence: f32,
+    language: String,
+    detected_language: String,
+    gold_tier: Tier,
+    tier: Tier,
+    gold_language: Option<String>,
+    gold_polarity: Option<Polarity>,
+    polarity: Polarity,
+}
+
+/// Runs the evaluation. The classifier's index is the shipped examples minus
+/// any evaluated text; with `folds` ≥ 2 the file's other folds are added too.
+pub fn evaluate(
+    pipeline: &Arc<Pipeline>,
+    rows: &[LabelledRow],
+    folds: usize,
+) -> anyhow::Result<String> {
+    let now = Utc::now();
+    let prepared: Vec<Prepared> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, row)| {
+            pipeline
+                .prepare(Inquiry {
+                    id: format!("eval-{i}"),
+                    text: row.text.clone(),
+                    subject: String::new(),
+                    channel: Channel::Email,
+                    marketplace: String::new(),
+                    received_at: now,
+                    customer: Customer::default(),
+                    order: None,
+                    tenant: String::new(),
+                })
+                .map_err(|e| anyhow::anyhow!("row {}: {e}", i + 1))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let texts: Vec<&str> = prepared.iter().map(|p| p.analysed_text.as_str()).collect();
+    let vectors = pipeline.embedder().embed(&texts, TextKind::Query)?;
+
+    // Shipped examples that are also being evaluated would be recalled, not
+    // classified: leave them out of every fold's index.
+    let evaluated: HashSet<String> = rows.iter().map(|r| r.text.trim().to_lowercase()).collect();
+    let seeds: Vec<Example> = load_examples(&pipeline.settings().knowledge_dir.join("intents"))?
+        .into_iter()
+        .filter(|seed| !evaluated.contains(&seed.text.trim().to_lowercase()))
+        .collect();
+    let seed_texts: Vec<&str> = seeds.iter().map(|s| s.text.as_str()).collect();
+    let seed_vectors = pipeline.embedder().embed(&seed_texts, TextKind::Passage)?;
+    let row_passages = if folds >= 2 {
+        pipeline.embedder().embed(&texts, TextKind::Passage)?
+    } else {
+        Vec::new()
+    };
+    let dir = tempfile::tempdir()?;
+    let mut predictions = Vec::with_capacity(rows.len());
+    for fold in 0..folds.max(1) {
+        let collection = EdgeCollection::open(
+            &dir.path().join(format!("fold-{fold}")),
+            pipeline.embedder().dimension(),
+        )?;
+        let mut points: Vec<Point> = seeds
+            .iter()
+            .zip(&seed_vectors)
+            .enumerate()
+            .map(|(i, (seed, v))| example_point(point_id("seed", &i.to_string()), v, seed.category))
+            .collect();
+        points.extend(
+            rows.iter()
+                .zip(&row_passages)
+                .enumerate()
+                .filter(|(i, _)| i % folds.max(1) != fold)
+                .map(|(i, (row, v))| {
+                    example_point(point_id("row", &i.to_string()), v, row.category)
+                }),
+        );
+        for chunk in points.chunks(512) {
+            collection.upsert(chunk.to_vec())?;
+        }
+        let classifier = KnnIntentClassifier::new(
+            Arc::new(collection) as Arc<dyn Collection>,
+            pipeline.signals(),
+            pipeline.settings().intent.neighbours,
+        );
+        for i in (0..rows.len()).filter(|i| i % folds.max(1) == fold) {
+            predictions.push((
+                i,
+                predict(&classifier, &rows[i], &prepared[i], &vectors[i])?,
+            ));
+        }
+    }
+    predictions.sort_by_key(|(i, _)| *i);
+    let predictions: Vec<Prediction> = predictions.into_iter().map(|(_, p)| p).collect();
+    Ok(report(&predictions, folds))
+}
+
+fn example_point(id: u64, vector: &[f32], category: Category) -> Point {
+    let mut payload = Map::new();
+    payload.insert("kind".into(), "example".into());
+    payload.insert("intent".into(), category.as_str().into());
+    Point {
+        id,
+        dense: vector.to_vec(),
+        sparse: None,
+        payload,
+    }
+}
+
+fn predict(
+    classifier: &dyn IntentClassifier,
+    row: &LabelledRow,
+    prepared: &Prepared,
+    vector: &[f32],
+) -> anyhow::Result<Prediction> {
+    let guess = classifier.classify(&IntentQuery {
+        text: &prepared.analysed_text,
+        language: &prepared.language.code,
+        vector,
+    })?;
+    let tier = assign_tier(guess.category, &prepared.sentiment, &prepared.inquiry);
+    Ok(Prediction {
+        gold: row.category,
+        predicted: guess.category,
+        confidence: guess.confidence,
+        language: row
+            .language
+            .clone()
+            .unwrap_or_else(|| prepared.language.code.clone()),
+        detected_language: prepared.language.code.clone(),
+        gold_tier: row.tier.unwrap_or_else(|| row.category.base_tier()),
+        tier,
+        gold_language: row.language.clone(),
+        gold_polarity: row.polarity,
+        polarity: prepared.sentiment.label,
+    })
+}
+
+fn macro_f1(predictions: &[&Prediction]) -> (f64, Vec<(Category, f64, f64, usize)>) {
+    let mut per = Vec::new();
+    let mut f1s = Vec::new();
+    for category in Category::ALL {
+        let tp = predictions
+            .iter()
+            .filter(|p| p.gold == category && p.predicted == category)
+            .count() as f64;
+        let predicted = predictions
+            .iter()
+            .filter(|p| p.predicted == category)
+            .count() as f64;
+        let support = predictions.iter().filter(|p| p.gold == category).count();
+        if support == 0 && predicted == 0.0 {
+            continue;
+        }
+        let precision = if predicted > 0.0 { tp / predicted } else { 0.0 };
+        let recall = if support > 0 {
+            tp / support as f64
+        } else {
+            0.0
+        };
+        let f1 = if precision + recall > 0.0 {
+            2.0 * precision * recall / (precision + recall)
+        } else {
+            0.0
+        };
+        if support > 0 {
+            f1s.push(f1);
+        }
+        per.push((category, precision, recall, support));
+    }
+    let mean = if f1s.is_empty() {
+        0.0
+    } else {
+        f1s.iter().sum::<f64>() / f1s.len() as f64
+    };
+    (mean, per)
+}
+
+/// Expected calibration error over ten equal-width confidence bins.
+fn calibration_error(predictions: &[Prediction]) -> f64 {
+    let mut bins = [(0.0f64, 0.0f64, 0usize); 10];
+    for p in predictions {
+        let bin = ((p.confidence * 10.0) as usize).min(9);
+        bins[bin].0 += p.confidence as f64;
+        bins[bin].1 += f64::from(u8::from(p.gold == p.predicted));
+        bins[bin].2 += 1;
+    }
+    let n = predictions.len().max(1) as f64;
+    bins.iter()
+        .filter(|b| b.2 > 0)
+        .map(|(conf, correct, count)| {
+            (conf / *count as f64 - correct / *count as f64).abs() * *count as f64 / n
+        })
+        .sum()
+}
+
+fn report(predictions: &[Prediction], folds: usize) -> String {
+    let mut out = String::new();
+    let all: Vec<&Prediction> = predictions.iter().collect();
+    let n = predictions.len().max(1) as f64;
+    let accuracy = predictions.iter().filter(|p| p.gold == p.predicted).count() as f64 / n;
+    let (macro_f1_all, per) = macro_f1(&all);
+    let p1: Vec<&Prediction> = predictions
+        .iter()
+        .filter(|p| p.gold_tier == Tier::P1Urgent)
+        .collect();
+    let p1_recall =
+        p1.iter().filter(|p| p.tier == Tier::P1Urgent).count() as f64 / p1.len().max(1) as f64;
+    let ece = calibration_error(predictions);
+    let mode = if folds >= 2 {
+        format!("{folds}-fold cross-validation over the file plus the shipped examples")
+    } else {
+        "shipped examples, minus any evaluated text".to_string()
+    };
+    let _ = writeln!(out, "inquiries: {} ({mode})", predictions.len());
+    let _ = writeln!(out, "intent accuracy: {accuracy:.4}");
+    let _ = writeln!(out, "intent macro-F1: {macro_f1_all:.4}");
+    let _ = writeln!(out, "P1 recall: {p1_recall:.4} ({} P1 inquiries)", p1.len());
+    let _ = writeln!(out, "calibration error (ECE): {ece:.4}");
+    let _ = writeln!(
+        out,
+        "\n{:<18} {:>9} {:>9} {:>8}",
+        "category", "precision", "recall", "support"
+    );
+    for (category, precision, recall, support) in &per {
+        let _ = writeln!(
+            out,
+            "{:<18} {precision:>9.3} {recall:>9.3} {support:>8}",
+            category.as_str()
+        );
+    }
+    let _ = writeln!(out, "\nconfusion matrix (rows: gold, columns: predicted)");
+    let _ = write!(out, "{:<18}", "");
+    for c in Category::ALL {
+        let _ = write!(out, " {:>6}", &c.as_str()[..6.min(c.as_str().len())]);
+    }
+    let _ = writeln!(out);
+    for gold in Category::ALL {
+        let _ = write!(out, "{:<18}", gold.as_str());
+        for predicted in Category::ALL {
+            let count = predictions
+                .iter()
+                .filter(|p| p.gold == gold && p.predicted == predicted)
+                .count();
+            let _ = write!(out, " {count:>6}");
+        }
+        let _ = writeln!(out);
+    }
+    let mut by_language: BTreeMap<&str, Vec<&Prediction>> = BTreeMap::new();
+    for p in predictions {
+        by_language.entry(p.language.as_str()).or_default().push(p);
+    }
+    let _ = writeln!(
+        out,
+        "\n{:<9} {:>6} {:>9} {:>9} {:>10} {:>10}",
+        "language", "n", "accuracy", "macro-F1", "lang-id", "polarity"
+    );
+    for (language, group) in &by_language {
+        let acc =
+            group.iter().filter(|p| p.gold == p.predicted).count() as f64 / group.len() as f64;
+        let (f1, _) = macro_f1(group);
+        let lang_id = ratio(
+            group
+                .iter()
+                .filter_map(|p| p.gold_language.as_ref().map(|g| *g == p.detected_language)),
+        );
+        let polarity = ratio(
+            group
+                .iter()
+                .filter_map(|p| p.gold_polarity.map(|g| g == p.polarity)),
+        );
+        let _ = writeln!(
+            out,
+            "{language:<9} {:>6} {acc:>9.3} {f1:>9.3} {lang_id:>10} {polarity:>10}",
+            group.len()
+        );
+    }
+    let summary = serde_json::json!({
+        "inquiries": predictions.len(),
+        "accuracy": accuracy,
+        "macro_f1": macro_f1_all,
+        "p1_recall": p1_recall,
+        "ece": ece,
+    });
+    let _ = writeln!(out, "\n{summary}");
+    out
+}
+
+fn ratio(outcomes: impl Iterator<Item = bool>) -> String {
+    let (mut hits, mut total) = (0usize, 0usize);
+    for ok in outcomes {
+        total += 1;
+        hits += usize::from(ok);
+    }
+    if total == 0 {
+        "-".to_string()
+    } else {
+        format!("{:.3}", hits as f64 / total as f64)
+    }
+}
