@@ -52,6 +52,7 @@ pub struct LanguageSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct IntentSettings {
     pub neighbours: usize,
+    pub keyword_weight: f32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -253,7 +253,7 @@ pub fn evaluate(
         let classifier = KnnIntentClassifier::new(
             Arc::new(collection) as Arc<dyn Collection>,
             pipeline.signals(),
-            pipeline.settings().intent.neighbours,
+            &pipeline.settings().intent,
         );
         for i in (0..rows.len()).filter(|i| i % folds.max(1) == fold) {
             predictions.push((

@@ -97,11 +97,8 @@ impl Pipeline {
             )?))
         };
         let knowledge = KnowledgeBase::new(open("knowledge")?, embedder.clone())?;
-        let classifier = KnnIntentClassifier::new(
-            open("intents")?,
-            signals.clone(),
-            settings.intent.neighbours,
-        );
+        let classifier =
+            KnnIntentClassifier::new(open("intents")?, signals.clone(), &settings.intent);
 
         let pipeline = Pipeline {
             normalizer: Box::new(TextNormalizer::new(settings.normalize.max_chars)),

@@ -100,6 +100,8 @@ pub struct KnnIntentClassifier {
     collection: Arc<dyn Collection>,
     signals: Arc<Signals>,
     neighbours: usize,
+    /// Weight of one keyword hit, in logits.
+    keyword_weight: f32,
 }
 
 /// Tenant under which the shipped examples are stored.
@@ -109,19 +111,18 @@ const TEMPERATURE: f32 = 0.05;
 /// Probability floor of the neighbour vote, so keywords can still lift a
 /// category no neighbour voted for.
 const KNN_FLOOR: f32 = 0.003;
-/// Weight of one keyword hit, in logits.
-const KEYWORD_WEIGHT: f32 = 1.2;
 
 impl KnnIntentClassifier {
     pub fn new(
         collection: Arc<dyn Collection>,
         signals: Arc<Signals>,
-        neighbours: usize,
+        settings: &crate::config::IntentSettings,
     ) -> KnnIntentClassifier {
         KnnIntentClassifier {
             collection,
             signals,
-            neighbours,
+            neighbours: settings.neighbours,
+            keyword_weight: settings.keyword_weight,
         }
     }
 
@@ -169,7 +170,7 @@ impl IntentClassifier for KnnIntentClassifier {
             } else {
                 0.1
             };
-            *logit = (knn + KNN_FLOOR).ln() + KEYWORD_WEIGHT * keywords[slot];
+            *logit = (knn + KNN_FLOOR).ln() + self.keyword_weight * keywords[slot];
         }
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let exp: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
