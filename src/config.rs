@@ -17,6 +17,8 @@ pub struct Settings {
     pub knowledge_dir: PathBuf,
     pub prompts_dir: PathBuf,
     pub default_tenant: String,
+    /// SLA and channel policy; empty means the built-in `config/policy.toml`.
+    pub policy_file: PathBuf,
     pub server: ServerSettings,
     pub embedding: EmbeddingSettings,
     pub normalize: NormalizeSettings,

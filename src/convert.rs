@@ -5,9 +5,10 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::api;
+use crate::backlog::{BacklogReport, OpenInquiry};
 use crate::domain::{
-    Acknowledgement, Channel, Customer, Draft, DraftSource, Inquiry, Order, Outcome, Polarity,
-    Tier, Triage,
+    Acknowledgement, Category, Channel, Customer, Draft, DraftSource, Inquiry, Order, Outcome,
+    Polarity, Tier, Triage,
 };
 use crate::error::FieldViolation;
 
@@ -220,6 +221,9 @@ pub fn triage_to_api(triage: &Triage) -> api::TriageResult {
         sla: Some(api::Sla {
             first_response_due: Some(ts(triage.sla.first_response_due)),
             resolution_due: triage.sla.resolution_due.map(ts),
+            within_team_hours: triage.sla.within_team_hours,
+            overnight: triage.sla.overnight,
+            calendar_hours: triage.sla.calendar_hours,
         }),
         knowledge: triage
             .knowledge
@@ -240,6 +244,7 @@ pub fn acknowledgement_to_api(ack: &Acknowledgement) -> api::Acknowledgement {
         text: ack.text.clone(),
         language: ack.language.clone(),
         reply_by: Some(ts(ack.reply_by)),
+        counts_as_response: ack.counts_as_response,
     }
 }
 
@@ -270,10 +275,14 @@ pub fn outcome_to_api(outcome: &Outcome) -> api::handle_event::Event {
             reasons,
             draft,
             degraded,
+            on_call,
+            queued_until,
         } => api::handle_event::Event::Handoff(api::Handoff {
             reasons: reasons.clone(),
             draft: Some(draft_to_api(draft)),
             degraded: *degraded,
+            on_call: *on_call,
+            queued_until: queued_until.map(ts),
         }),
     }
 }
@@ -297,6 +306,111 @@ pub fn handle_result_to_api(
         triage: Some(triage_to_api(triage)),
         auto_reply,
         handoff,
+    }
+}
+
+/// Validates a backlog request: `now` (default `clock_now`), tenant, inquiries.
+pub fn backlog_from_api(
+    request: api::BacklogRequest,
+    clock_now: DateTime<Utc>,
+) -> Result<(DateTime<Utc>, String, Vec<OpenInquiry>), Vec<FieldViolation>> {
+    let mut violations = Vec::new();
+    let now = timestamp(request.now, "now", &mut violations).unwrap_or(clock_now);
+    let mut open = Vec::with_capacity(request.inquiries.len());
+    for (i, inquiry) in request.inquiries.into_iter().enumerate() {
+        let field = |name: &str| format!("inquiries[{i}].{name}");
+        let before = violations.len();
+        if inquiry.id.trim().is_empty() {
+            violations.push(FieldViolation::new(&field("id"), "is required"));
+        }
+        let tier = match api::Tier::try_from(inquiry.tier) {
+            Ok(api::Tier::P1Urgent) => Some(Tier::P1Urgent),
+            Ok(api::Tier::P2High) => Some(Tier::P2High),
+            Ok(api::Tier::P3Normal) => Some(Tier::P3Normal),
+            Ok(api::Tier::P4Low) => Some(Tier::P4Low),
+            Ok(api::Tier::Unspecified) | Err(_) => {
+                violations.push(FieldViolation::new(
+                    &field("tier"),
+                    "must be P1_URGENT, P2_HIGH, P3_NORMAL or P4_LOW",
+                ));
+                None
+            }
+        };
+        let category = Category::parse(inquiry.category.trim());
+        if category.is_none() {
+            violations.push(FieldViolation::new(
+                &field("category"),
+                format!(
+                    "{:?} is not a category such as \"refund_return\"",
+                    inquiry.category
+                ),
+            ));
+        }
+        let received_at = timestamp(inquiry.received_at, &field("received_at"), &mut violations);
+        if inquiry.received_at.is_none() {
+            violations.push(FieldViolation::new(&field("received_at"), "is required"));
+        }
+        let first_response_at = timestamp(
+            inquiry.first_response_at,
+            &field("first_response_at"),
+            &mut violations,
+        );
+        let channel = match api::Channel::try_from(inquiry.channel) {
+            Ok(api::Channel::Unspecified) => None,
+            Ok(api::Channel::Chat) => Some(Channel::Chat),
+            Ok(api::Channel::Email) => Some(Channel::Email),
+            Ok(api::Channel::Marketplace) => Some(Channel::Marketplace),
+            Ok(api::Channel::Social) => Some(Channel::Social),
+            Ok(api::Channel::Voice) => Some(Channel::Voice),
+            Err(_) => {
+                violations.push(FieldViolation::new(
+                    &field("channel"),
+                    format!("unknown channel {}", inquiry.channel),
+                ));
+                None
+            }
+        };
+        if let (true, Some(tier), Some(category), Some(received_at)) =
+            (violations.len() == before, tier, category, received_at)
+        {
+            open.push(OpenInquiry {
+                id: inquiry.id.trim().to_string(),
+                tier,
+                category,
+                received_at,
+                first_response_at,
+                channel,
+                marketplace: non_empty(inquiry.marketplace).map(|m| m.to_lowercase()),
+            });
+        }
+    }
+    if violations.is_empty() {
+        Ok((now, request.tenant.trim().to_string(), open))
+    } else {
+        Err(violations)
+    }
+}
+
+pub fn backlog_to_api(report: &BacklogReport) -> api::BacklogResponse {
+    api::BacklogResponse {
+        alerts: report
+            .alerts
+            .iter()
+            .map(|a| api::BacklogAlert {
+                level: a.level,
+                rule: a.rule.clone(),
+                inquiry_ids: a.inquiry_ids.clone(),
+            })
+            .collect(),
+        at_risk: report
+            .at_risk
+            .iter()
+            .map(|r| api::AtRisk {
+                id: r.id.clone(),
+                due: Some(ts(r.due)),
+                breached: r.breached,
+            })
+            .collect(),
     }
 }
 

@@ -240,11 +240,22 @@ pub struct IntentGuess {
     pub confidence: f32,
 }
 
-/// Due times for the first response and the resolution.
+/// Due times for the first response and the resolution, and the facts of the
+/// policy that shaped them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sla {
     pub first_response_due: DateTime<Utc>,
     pub resolution_due: Option<DateTime<Utc>>,
+    /// False where an automatic acknowledgement is not a valid response (Amazon):
+    /// a person must still answer by `first_response_due`.
+    pub ack_counts_as_response: bool,
+    /// Whether the team was working when the inquiry arrived.
+    pub within_team_hours: bool,
+    /// Whether `first_response_due` was set by a rule counting every hour of
+    /// every day (a marketplace) rather than the team's working hours.
+    pub calendar_hours: bool,
+    /// Whether the inquiry arrived in the team's night window.
+    pub overnight: bool,
 }
 
 /// A knowledge-base article that matched.
@@ -280,6 +291,8 @@ pub struct Acknowledgement {
     pub text: String,
     pub language: String,
     pub reply_by: DateTime<Utc>,
+    /// False where the channel does not accept an automatic message as a response.
+    pub counts_as_response: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -308,5 +321,9 @@ pub enum Outcome {
         reasons: Vec<String>,
         draft: Draft,
         degraded: bool,
+        /// Urgent and outside the team's hours: page the on-call person.
+        on_call: bool,
+        /// Outside the team's hours: when the next shift opens.
+        queued_until: Option<DateTime<Utc>>,
     },
 }

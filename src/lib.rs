@@ -9,11 +9,13 @@
 //!   (normalize, language, sentiment, intent and tier, knowledge, SLA, decide, compose).
 //! - `embed`: sentence embeddings (candle); `bm25`: keyword vectors; `store`: vector
 //!   collections (embedded qdrant-edge); `ingest`: incremental sync of documents.
+//! - `backlog`: escalation alerts and at-risk inquiries over the open backlog.
 //! - `signals`: multilingual lexical signals; `prompts`: reply wording per language.
 //! - `server`: the gRPC service; `batch`: JSONL batch mode; `cli`: the command line;
 //!   `config`: layered settings; `eval`: quality measurement on labelled data.
 
 pub mod api;
+pub mod backlog;
 pub mod batch;
 pub mod bm25;
 pub mod cli;

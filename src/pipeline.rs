@@ -10,9 +10,11 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use tracing::{info, info_span, warn};
 
+use crate::backlog::{evaluate_backlog, BacklogReport, OpenInquiry};
 use crate::config::Settings;
 use crate::domain::{
-    Acknowledgement, Category, Inquiry, IntentGuess, LanguageGuess, Outcome, Sentiment, Triage,
+    Acknowledgement, Category, Inquiry, IntentGuess, LanguageGuess, Outcome, Sentiment, Tier,
+    Triage,
 };
 use crate::embed::{CandleEmbedder, Embedder, TextKind};
 use crate::ingest::IngestReport;
@@ -27,7 +29,7 @@ use crate::stages::knowledge::{load_articles, KnowledgeBase, SearchRequest};
 use crate::stages::language::{LanguageDetector, LanguageHints, LinguaDetector};
 use crate::stages::normalize::{NormalizeError, Normalizer, TextNormalizer};
 use crate::stages::sentiment::{LexicalSentiment, SentimentAnalyzer};
-use crate::stages::sla::{FixedSlaPolicy, SlaInput, SlaPolicy};
+use crate::stages::sla::{PolicySla, SlaInput, SlaPolicy};
 use crate::store::{Collection, EdgeCollection};
 
 /// Why an inquiry cannot be handled as sent.
@@ -72,7 +74,7 @@ pub struct Pipeline {
     signals: Arc<Signals>,
     classifier: Box<dyn IntentClassifier>,
     knowledge: KnowledgeBase,
-    sla: Box<dyn SlaPolicy>,
+    sla: PolicySla,
     composer: Composer,
 }
 
@@ -110,7 +112,11 @@ impl Pipeline {
             signals,
             classifier: Box::new(classifier),
             knowledge,
-            sla: Box::new(FixedSlaPolicy),
+            sla: if settings.policy_file.as_os_str().is_empty() {
+                PolicySla::builtin()
+            } else {
+                PolicySla::load(&settings.policy_file)?
+            },
             composer: Composer::new(prompts),
             embedder,
             settings,
@@ -206,6 +212,7 @@ impl Pipeline {
         let category = prepared.keyword_category.unwrap_or(Category::Other);
         let tier = assign_tier(category, &prepared.sentiment, &prepared.inquiry);
         let sla = self.sla.due(&SlaInput {
+            tenant: self.tenant(&prepared.inquiry),
             category,
             tier,
             channel: prepared.inquiry.channel,
@@ -218,6 +225,7 @@ impl Pipeline {
             category: prepared.keyword_category,
             upset: prepared.sentiment.is_upset(),
             reply_by: sla.first_response_due.max(now),
+            counts_as_response: sla.ack_counts_as_response,
             now,
         })
     }
@@ -280,6 +288,7 @@ impl Pipeline {
             .collect();
         let tier = assign_tier(intent.category, &prepared.sentiment, &prepared.inquiry);
         let sla = self.sla.due(&SlaInput {
+            tenant: self.tenant(&prepared.inquiry),
             category: intent.category,
             tier,
             channel: prepared.inquiry.channel,
@@ -319,6 +328,7 @@ impl Pipeline {
                         .composer
                         .prompts()
                         .has_language(&triage.language.code),
+                    auto_reply_categories: &self.auto_reply_categories(prepared, triage),
                 },
                 &rules,
             )
@@ -349,9 +359,43 @@ impl Pipeline {
                     &triage.knowledge,
                 ),
                 degraded: !analysis.degraded.is_empty(),
+                on_call: !triage.sla.within_team_hours && triage.tier == Tier::P1Urgent,
+                queued_until: (!triage.sla.within_team_hours).then(|| {
+                    self.sla.next_team_opening(
+                        self.tenant(&prepared.inquiry),
+                        prepared.inquiry.received_at,
+                    )
+                }),
                 reasons,
             },
         }
+    }
+
+    /// Shipping status always; overnight, the policy's wider set.
+    fn auto_reply_categories(&self, prepared: &Prepared, triage: &Triage) -> Vec<Category> {
+        let mut categories = vec![Category::ShippingStatus];
+        if triage.sla.overnight {
+            categories.extend(
+                self.sla
+                    .overnight_auto_reply_categories(self.tenant(&prepared.inquiry)),
+            );
+        }
+        categories
+    }
+
+    /// Alerts and at-risk inquiries for a tenant's open backlog.
+    pub fn evaluate_backlog(
+        &self,
+        tenant: &str,
+        now: DateTime<Utc>,
+        open: &[OpenInquiry],
+    ) -> BacklogReport {
+        let tenant = if tenant.is_empty() {
+            &self.settings.default_tenant
+        } else {
+            tenant
+        };
+        evaluate_backlog(self.sla.policy(tenant), now, open)
     }
 
     fn tenant<'a>(&'a self, inquiry: &'a Inquiry) -> &'a str {

@@ -15,7 +15,10 @@ use tracing::{info, warn};
 
 use crate::api::first_reply_server::{FirstReply, FirstReplyServer};
 use crate::api::{self, handle_event::Event, HandleEvent};
-use crate::convert::{acknowledgement_to_api, inquiry_from_api, outcome_to_api, triage_to_api};
+use crate::convert::{
+    acknowledgement_to_api, backlog_from_api, backlog_to_api, inquiry_from_api, outcome_to_api,
+    triage_to_api,
+};
 use crate::error::ApiError;
 use crate::pipeline::{blocking, Pipeline};
 
@@ -55,6 +58,16 @@ impl FirstReply for FirstReplyService {
     }
 
     type HandleStream = HandleStream;
+
+    async fn evaluate_backlog(
+        &self,
+        request: Request<api::BacklogRequest>,
+    ) -> Result<Response<api::BacklogResponse>, Status> {
+        let (now, tenant, open) = backlog_from_api(request.into_inner(), Utc::now())
+            .map_err(ApiError::InvalidArgument)?;
+        let report = self.pipeline.evaluate_backlog(&tenant, now, &open);
+        Ok(Response::new(backlog_to_api(&report)))
+    }
 
     async fn handle(
         &self,

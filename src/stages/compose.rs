@@ -27,6 +27,7 @@ pub struct AckInput<'a> {
     pub upset: bool,
     pub reply_by: DateTime<Utc>,
     pub now: DateTime<Utc>,
+    pub counts_as_response: bool,
 }
 
 /// The grounded facts of an auto-reply.
@@ -94,6 +95,7 @@ impl Composer {
             text,
             language: language.to_string(),
             reply_by: input.reply_by,
+            counts_as_response: input.counts_as_response,
         }
     }
 

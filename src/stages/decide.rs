@@ -20,6 +20,8 @@ pub struct DecideInput<'a> {
     pub also_mentions: &'a [Category],
     /// Whether replies can be written in the buyer's language.
     pub can_reply_in_language: bool,
+    /// Categories the bot may answer now: shipping status, widened overnight.
+    pub auto_reply_categories: &'a [Category],
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -49,7 +51,7 @@ pub fn decide(input: &DecideInput<'_>, rules: &DecideRules) -> Decision {
     let mut reasons = Vec::new();
     if intent.category == Category::HumanRequest {
         reasons.push("the buyer asks for a person".to_string());
-    } else if intent.category != Category::ShippingStatus {
+    } else if !input.auto_reply_categories.contains(&intent.category) {
         reasons.push(format!(
             "intent {} is answered by a person",
             intent.category
@@ -93,8 +95,10 @@ pub fn decide(input: &DecideInput<'_>, rules: &DecideRules) -> Decision {
         return Decision::Handoff { reasons };
     }
 
-    let use_order = order
-        .is_some_and(|o| o.order_id.is_some() && (o.tracking_number.is_some() || !o.has_shipped()));
+    let use_order = intent.category == Category::ShippingStatus
+        && order.is_some_and(|o| {
+            o.order_id.is_some() && (o.tracking_number.is_some() || !o.has_shipped())
+        });
     let has_tracking = order.is_some_and(|o| o.tracking_number.is_some());
     // With tracking the order data answers; general delivery times would be noise.
     let article = triage
@@ -102,7 +106,7 @@ pub fn decide(input: &DecideInput<'_>, rules: &DecideRules) -> Decision {
         .iter()
         .filter(|_| !(use_order && has_tracking))
         .find(|hit| {
-            hit.categories.contains(&Category::ShippingStatus)
+            hit.categories.contains(&intent.category)
                 && hit.language == triage.language.code
                 && hit.similarity >= rules.min_knowledge_similarity
         })

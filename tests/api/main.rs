@@ -78,6 +78,8 @@ async fn german_where_is_my_order_is_acknowledged_in_german_then_auto_replied_wi
     };
     assert_eq!(ack.language, "de");
     assert!(ack.text.contains("de-wismo-1"), "{}", ack.text);
+    // Amazon does not accept an automatic message as the response.
+    assert!(!ack.counts_as_response);
     assert!(ack.reply_by.is_some());
     let english = handle(inquiry("en-ack", "Where is my order?")).await;
     let Event::Acknowledgement(english_ack) = &english[0] else {
@@ -266,4 +268,100 @@ fn batch_mode_round_trips_a_file() {
             }
         }
     }
+}
+
+fn open(id: &str, tier: api::Tier, category: &str, hours_ago: i64, now: i64) -> api::OpenInquiry {
+    api::OpenInquiry {
+        id: id.into(),
+        tier: tier as i32,
+        category: category.into(),
+        received_at: Some(pbjson_types::Timestamp {
+            seconds: now - hours_ago * 3600,
+            nanos: 0,
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn backlog_alerts_follow_the_policy_and_list_what_breaches_next() {
+    // Wednesday 2026-03-04 10:00 UTC.
+    let now = 1_772_618_400;
+    let mut inquiries: Vec<api::OpenInquiry> = (0..10)
+        .map(|i| {
+            open(
+                &format!("old-{i}"),
+                api::Tier::P3Normal,
+                "product_question",
+                3,
+                now,
+            )
+        })
+        .collect();
+    inquiries.extend((0..5).map(|i| {
+        open(
+            &format!("refund-{i}"),
+            api::Tier::P1Urgent,
+            "refund_return",
+            5,
+            now,
+        )
+    }));
+    let mut answered = open("answered", api::Tier::P2High, "complaint", 1, now);
+    answered.first_response_at = Some(pbjson_types::Timestamp {
+        seconds: now - 600,
+        nanos: 0,
+    });
+    inquiries.push(answered);
+    let response = client()
+        .await
+        .evaluate_backlog(api::BacklogRequest {
+            now: Some(pbjson_types::Timestamp {
+                seconds: now,
+                nanos: 0,
+            }),
+            tenant: String::new(),
+            inquiries,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let levels: Vec<(u32, usize)> = response
+        .alerts
+        .iter()
+        .map(|a| (a.level, a.inquiry_ids.len()))
+        .collect();
+    assert!(levels.contains(&(2, 5)), "{:?}", response.alerts);
+    assert!(
+        response
+            .alerts
+            .iter()
+            .any(|a| a.level == 1 && a.inquiry_ids.len() >= 10),
+        "{:?}",
+        response.alerts
+    );
+    assert!(!response.at_risk.iter().any(|r| r.id == "answered"));
+    let dues: Vec<i64> = response
+        .at_risk
+        .iter()
+        .map(|r| r.due.unwrap().seconds)
+        .collect();
+    assert!(dues.windows(2).all(|w| w[0] <= w[1]), "{dues:?}");
+    assert!(response.at_risk[0].id.starts_with("refund-") && response.at_risk[0].breached);
+
+    let status = client()
+        .await
+        .evaluate_backlog(api::BacklogRequest {
+            now: None,
+            tenant: String::new(),
+            inquiries: vec![open("x", api::Tier::P3Normal, "nonsense", 1, now)],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let details = status.get_error_details();
+    assert_eq!(
+        details.bad_request().unwrap().field_violations[0].field,
+        "inquiries[0].category"
+    );
 }
