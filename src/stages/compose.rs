@@ -258,3 +258,44 @@ fn local_date(wording: &Wording, at: DateTime<Utc>, timezone: Option<Tz>) -> Str
         .format_localized(&wording.date_format, wording.chrono_locale)
         .to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn prompts() -> Prompts {
+        Prompts::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts")).unwrap()
+    }
+
+    #[test]
+    fn due_times_are_told_in_the_buyers_local_time_or_relative() {
+        let prompts = prompts();
+        let en = prompts.wording("en");
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        // Buyer in UTC-8 (Los Angeles), team in UTC+8: due 09:00 the buyer's next morning.
+        let now = at("2026-03-05T20:00:00Z");
+        let due = at("2026-03-06T17:00:00Z");
+        let la: Tz = "America/Los_Angeles".parse().unwrap();
+        assert_eq!(
+            when_phrase(en, now, due, Some(la)),
+            "tomorrow by 9:00 AM, your time"
+        );
+        assert_eq!(when_phrase(en, now, due, None), "within 21 hours");
+        assert_eq!(
+            when_phrase(en, now, at("2026-03-05T20:30:00Z"), Some(la)),
+            "within 30 minutes"
+        );
+        assert_eq!(
+            when_phrase(en, now, at("2026-03-05T20:55:00Z"), None),
+            "within the hour"
+        );
+        let de = prompts.wording("de");
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        assert_eq!(
+            when_phrase(de, now, at("2026-03-09T08:00:00Z"), Some(berlin)),
+            "am Montag, 9. März bis 09:00 Uhr (Ihre Ortszeit)"
+        );
+    }
+}
