@@ -241,6 +241,7 @@ mod tests {
             Prompts::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts")).unwrap();
         assert_eq!(prompts.wording("en").language, "en");
         assert_eq!(prompts.wording("xx").language, "en");
+        assert!(prompts.languages().count() >= 12);
     }
 
     #[test]
