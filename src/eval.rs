@@ -16,7 +16,8 @@ use crate::embed::TextKind;
 use crate::ingest::point_id;
 use crate::pipeline::{Pipeline, Prepared};
 use crate::stages::intent::{
-    assign_tier, load_examples, Example, IntentClassifier, IntentQuery, KnnIntentClassifier,
+    assign_tier, example_payload, load_examples, Example, IntentClassifier, IntentQuery,
+    KnnIntentClassifier,
 };
 use crate::store::{Collection, EdgeCollection, Point};
 
@@ -268,14 +269,11 @@ pub fn evaluate(
 }
 
 fn example_point(id: u64, vector: &[f32], category: Category) -> Point {
-    let mut payload = Map::new();
-    payload.insert("kind".into(), "example".into());
-    payload.insert("intent".into(), category.as_str().into());
     Point {
         id,
         dense: vector.to_vec(),
         sparse: None,
-        payload,
+        payload: example_payload(category),
     }
 }
 

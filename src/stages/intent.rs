@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Map, Value};
 
 use crate::domain::{Category, EmotionKind, Inquiry, IntentGuess, Sentiment, Tier};
 use crate::embed::Embedder;
@@ -209,18 +209,11 @@ impl IntentClassifier for KnnIntentClassifier {
     ) -> anyhow::Result<IngestReport> {
         let documents: Vec<Document> = examples
             .iter()
-            .map(|example| {
-                let Value::Object(payload) =
-                    json!({ "kind": "example", "intent": example.category.as_str() })
-                else {
-                    unreachable!("json! of an object is an object")
-                };
-                Document {
-                    key: format!("{}/{}/{}", example.language, example.category, example.text),
-                    text: example.text.clone(),
-                    language: example.language.clone(),
-                    payload,
-                }
+            .map(|example| Document {
+                key: format!("{}/{}/{}", example.language, example.category, example.text),
+                text: example.text.clone(),
+                language: example.language.clone(),
+                payload: example_payload(example.category),
             })
             .collect();
         let scope = Filter::default()
@@ -235,6 +228,14 @@ impl IntentClassifier for KnnIntentClassifier {
             &documents,
         )
     }
+}
+
+/// The payload of a labelled example point: what the neighbour vote reads.
+pub fn example_payload(category: Category) -> Map<String, Value> {
+    let mut payload = Map::new();
+    payload.insert("kind".into(), "example".into());
+    payload.insert("intent".into(), category.as_str().into());
+    payload
 }
 
 /// The tier: the category's, raised for what DOMAIN.md names.
