@@ -351,23 +351,40 @@ impl Pipeline {
                     language: reply.language,
                 }
             }
-            Decision::Handoff { reasons } => Outcome::Handoff {
-                draft: self.composer.template_draft(
-                    &prepared.inquiry,
-                    &triage.language.code,
-                    &triage.sentiment,
-                    &triage.knowledge,
-                ),
-                degraded: !analysis.degraded.is_empty(),
-                on_call: !triage.sla.within_team_hours && triage.tier == Tier::P1Urgent,
-                queued_until: (!triage.sla.within_team_hours).then(|| {
+            Decision::Handoff { mut reasons } => {
+                let outside_hours = !triage.sla.within_team_hours;
+                let on_call = outside_hours && triage.tier == Tier::P1Urgent;
+                let queued_until = outside_hours.then(|| {
                     self.sla.next_team_opening(
                         self.tenant(&prepared.inquiry),
                         prepared.inquiry.received_at,
                     )
-                }),
-                reasons,
-            },
+                });
+                if let Some(opening) = queued_until {
+                    reasons.push(format!(
+                        "outside the team's hours: queued for the shift opening at {} UTC, in line by tier {}",
+                        opening.format("%Y-%m-%d %H:%M"),
+                        triage.tier.as_str()
+                    ));
+                }
+                if on_call {
+                    reasons.push(
+                        "urgent outside the team's hours: page the on-call person".to_string(),
+                    );
+                }
+                Outcome::Handoff {
+                    draft: self.composer.template_draft(
+                        &prepared.inquiry,
+                        &triage.language.code,
+                        &triage.sentiment,
+                        &triage.knowledge,
+                    ),
+                    degraded: !analysis.degraded.is_empty(),
+                    on_call,
+                    queued_until,
+                    reasons,
+                }
+            }
         }
     }
 

@@ -365,3 +365,54 @@ async fn backlog_alerts_follow_the_policy_and_list_what_breaches_next() {
         "inquiries[0].category"
     );
 }
+
+/// 2026-03-05 02:00 in Shanghai (the team's night), as a Unix time.
+const SHANGHAI_NIGHT: i64 = 1_772_647_200;
+
+#[tokio::test]
+async fn overnight_the_bot_answers_more_and_urgent_inquiries_page_on_call() {
+    let night = Some(pbjson_types::Timestamp {
+        seconds: SHANGHAI_NIGHT,
+        nanos: 0,
+    });
+    let mut sizing = inquiry(
+        "night-size",
+        "What size should I choose? Is there a size chart with measurements?",
+    );
+    sizing.received_at = night;
+    let events = handle(sizing).await;
+    let Event::Triage(triage) = &events[1] else {
+        panic!("{events:?}")
+    };
+    let sla = triage.sla.as_ref().unwrap();
+    assert!(sla.overnight && !sla.within_team_hours, "{sla:?}");
+    assert_eq!(triage.intent.as_ref().unwrap().name, "product_question");
+    let Event::AutoReply(reply) = &events[2] else {
+        panic!("overnight, a grounded product answer is auto-replied: {events:?}");
+    };
+    assert!(
+        reply.citations.contains(&"size-guide-en".to_string()),
+        "{reply:?}"
+    );
+
+    let mut refund = inquiry(
+        "night-refund",
+        "I returned the shoes two weeks ago and still have no refund. Where is my money?",
+    );
+    refund.received_at = night;
+    let events = handle(refund).await;
+    let Event::Handoff(handoff) = &events[2] else {
+        panic!("{events:?}")
+    };
+    assert!(handoff.on_call, "{handoff:?}");
+    // The shift opens at 09:00 in Shanghai, 01:00 UTC.
+    assert_eq!(
+        handoff.queued_until.unwrap().seconds,
+        SHANGHAI_NIGHT + 7 * 3600
+    );
+    assert!(
+        handoff.reasons.iter().any(|r| r.contains("queued")),
+        "{:?}",
+        handoff.reasons
+    );
+}
