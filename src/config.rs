@@ -55,6 +55,8 @@ pub struct LanguageSettings {
 pub struct IntentSettings {
     pub neighbours: usize,
     pub keyword_weight: f32,
+    /// Softmax temperature over the neighbours' cosine similarities.
+    pub temperature: f32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

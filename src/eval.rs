@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use chrono::Utc;
+use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::domain::{Category, Channel, Customer, Inquiry, Polarity, Tier};
+use crate::domain::{Category, Channel, Customer, Inquiry, Order, Polarity, Tier};
 use crate::embed::TextKind;
 use crate::ingest::point_id;
 use crate::pipeline::{Pipeline, Prepared};
@@ -29,6 +30,8 @@ pub struct LabelledRow {
     pub language: Option<String>,
     pub tier: Option<Tier>,
     pub polarity: Option<Polarity>,
+    /// Where it was asked (`shopee_my`, `amazon`…): decides Malay vs Indonesian.
+    pub marketplace: Option<String>,
 }
 
 /// Bitext's 27 intents mapped to the service's categories (shared/eval/README.md).
@@ -82,7 +85,7 @@ fn parse_polarity(label: &str) -> Option<Polarity> {
 }
 
 /// Reads labelled rows: JSONL objects (`text`, `category` or `intent`, optional
-/// `language`, `tier`, `sentiment`) or CSV with a header naming the same
+/// `language`, `tier`, `sentiment`, `marketplace`) or CSV with a header naming the same
 /// columns (`instruction` is taken as `text`, as in the Bitext set).
 pub fn read_labelled(path: &Path) -> anyhow::Result<Vec<LabelledRow>> {
     let text =
@@ -125,6 +128,7 @@ pub fn read_labelled(path: &Path) -> anyhow::Result<Vec<LabelledRow>> {
             language: get(&["language"]).map(|l| l.to_lowercase()),
             tier: get(&["tier"]).and_then(|t| parse_tier(t)),
             polarity: get(&["sentiment"]).and_then(|s| parse_polarity(s)),
+            marketplace: get(&["marketplace"]).cloned(),
         });
     }
     Ok(rows)
@@ -180,6 +184,8 @@ struct Prediction {
     gold_language: Option<String>,
     gold_polarity: Option<Polarity>,
     polarity: Polarity,
+    /// Whether the service would answer it itself, given a shipped order.
+    auto_reply: bool,
 }
 
 /// Runs the evaluation. The classifier's index is the shipped examples minus
@@ -188,7 +194,7 @@ pub fn evaluate(
     pipeline: &Arc<Pipeline>,
     rows: &[LabelledRow],
     folds: usize,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<Evaluation> {
     let now = Utc::now();
     let prepared: Vec<Prepared> = rows
         .iter()
@@ -200,10 +206,20 @@ pub fn evaluate(
                     text: row.text.clone(),
                     subject: String::new(),
                     channel: Channel::Email,
-                    marketplace: String::new(),
+                    marketplace: row.marketplace.clone().unwrap_or_default(),
                     received_at: now,
                     customer: Customer::default(),
-                    order: None,
+                    // Every inquiry comes with a parcel in transit, so the
+                    // auto-reply rule is tested on the text alone.
+                    order: Some(Order {
+                        order_id: Some(format!("EVAL-{i}")),
+                        status: Some("in_transit".to_string()),
+                        carrier: Some("DHL".to_string()),
+                        tracking_number: Some(format!("00340434{i:010}")),
+                        tracking_url: None,
+                        shipped_at: Some(now),
+                        estimated_delivery: None,
+                    }),
                     tenant: String::new(),
                 })
                 .map_err(|e| anyhow::anyhow!("row {}: {e}", i + 1))
@@ -220,12 +236,8 @@ pub fn evaluate(
         .filter(|seed| !evaluated.contains(&seed.text.trim().to_lowercase()))
         .collect();
     let seed_texts: Vec<&str> = seeds.iter().map(|s| s.text.as_str()).collect();
-    let seed_vectors = pipeline.embedder().embed(&seed_texts, TextKind::Passage)?;
-    let row_passages = if folds >= 2 {
-        pipeline.embedder().embed(&texts, TextKind::Passage)?
-    } else {
-        Vec::new()
-    };
+    // Examples are stored as queries too (see KnnIntentClassifier).
+    let seed_vectors = pipeline.embedder().embed(&seed_texts, TextKind::Query)?;
     let dir = tempfile::tempdir()?;
     let mut predictions = Vec::with_capacity(rows.len());
     for fold in 0..folds.max(1) {
@@ -241,7 +253,7 @@ pub fn evaluate(
             .collect();
         points.extend(
             rows.iter()
-                .zip(&row_passages)
+                .zip(&vectors)
                 .enumerate()
                 .filter(|(i, _)| i % folds.max(1) != fold)
                 .map(|(i, (row, v))| {
@@ -259,13 +271,13 @@ pub fn evaluate(
         for i in (0..rows.len()).filter(|i| i % folds.max(1) == fold) {
             predictions.push((
                 i,
-                predict(&classifier, &rows[i], &prepared[i], &vectors[i])?,
+                predict(pipeline, &classifier, &rows[i], &prepared[i], &vectors[i])?,
             ));
         }
     }
     predictions.sort_by_key(|(i, _)| *i);
     let predictions: Vec<Prediction> = predictions.into_iter().map(|(_, p)| p).collect();
-    Ok(report(&predictions, folds))
+    Ok(Evaluation { predictions, folds })
 }
 
 fn example_point(id: u64, vector: &[f32], category: Category) -> Point {
@@ -278,6 +290,7 @@ fn example_point(id: u64, vector: &[f32], category: Category) -> Point {
 }
 
 fn predict(
+    pipeline: &Pipeline,
     classifier: &dyn IntentClassifier,
     row: &LabelledRow,
     prepared: &Prepared,
@@ -289,6 +302,7 @@ fn predict(
         vector,
     })?;
     let tier = assign_tier(guess.category, &prepared.sentiment, &prepared.inquiry);
+    let auto_reply = pipeline.would_auto_reply(prepared, &guess);
     Ok(Prediction {
         gold: row.category,
         predicted: guess.category,
@@ -303,6 +317,7 @@ fn predict(
         gold_language: row.language.clone(),
         gold_polarity: row.polarity,
         polarity: prepared.sentiment.label,
+        auto_reply,
     })
 }
 
@@ -364,107 +379,225 @@ fn calibration_error(predictions: &[Prediction]) -> f64 {
         .sum()
 }
 
-fn report(predictions: &[Prediction], folds: usize) -> String {
-    let mut out = String::new();
-    let all: Vec<&Prediction> = predictions.iter().collect();
-    let n = predictions.len().max(1) as f64;
-    let accuracy = predictions.iter().filter(|p| p.gold == p.predicted).count() as f64 / n;
-    let (macro_f1_all, per) = macro_f1(&all);
-    let p1: Vec<&Prediction> = predictions
-        .iter()
-        .filter(|p| p.gold_tier == Tier::P1Urgent)
-        .collect();
-    let p1_recall =
-        p1.iter().filter(|p| p.tier == Tier::P1Urgent).count() as f64 / p1.len().max(1) as f64;
-    let ece = calibration_error(predictions);
-    let mode = if folds >= 2 {
-        format!("{folds}-fold cross-validation over the file plus the shipped examples")
-    } else {
-        "shipped examples, minus any evaluated text".to_string()
-    };
-    let _ = writeln!(out, "inquiries: {} ({mode})", predictions.len());
-    let _ = writeln!(out, "intent accuracy: {accuracy:.4}");
-    let _ = writeln!(out, "intent macro-F1: {macro_f1_all:.4}");
-    let _ = writeln!(out, "P1 recall: {p1_recall:.4} ({} P1 inquiries)", p1.len());
-    let _ = writeln!(out, "calibration error (ECE): {ece:.4}");
-    let _ = writeln!(
-        out,
-        "\n{:<18} {:>9} {:>9} {:>8}",
-        "category", "precision", "recall", "support"
-    );
-    for (category, precision, recall, support) in &per {
-        let _ = writeln!(
-            out,
-            "{:<18} {precision:>9.3} {recall:>9.3} {support:>8}",
-            category.as_str()
-        );
-    }
-    let _ = writeln!(out, "\nconfusion matrix (rows: gold, columns: predicted)");
-    let _ = write!(out, "{:<18}", "");
-    for c in Category::ALL {
-        let _ = write!(out, " {:>6}", &c.as_str()[..6.min(c.as_str().len())]);
-    }
-    let _ = writeln!(out);
-    for gold in Category::ALL {
-        let _ = write!(out, "{:<18}", gold.as_str());
-        for predicted in Category::ALL {
-            let count = predictions
-                .iter()
-                .filter(|p| p.gold == gold && p.predicted == predicted)
-                .count();
-            let _ = write!(out, " {count:>6}");
-        }
-        let _ = writeln!(out);
-    }
-    let mut by_language: BTreeMap<&str, Vec<&Prediction>> = BTreeMap::new();
-    for p in predictions {
-        by_language.entry(p.language.as_str()).or_default().push(p);
-    }
-    let _ = writeln!(
-        out,
-        "\n{:<9} {:>6} {:>9} {:>9} {:>10} {:>10}",
-        "language", "n", "accuracy", "macro-F1", "lang-id", "polarity"
-    );
-    for (language, group) in &by_language {
-        let acc =
-            group.iter().filter(|p| p.gold == p.predicted).count() as f64 / group.len() as f64;
-        let (f1, _) = macro_f1(group);
-        let lang_id = ratio(
-            group
-                .iter()
-                .filter_map(|p| p.gold_language.as_ref().map(|g| *g == p.detected_language)),
-        );
-        let polarity = ratio(
-            group
-                .iter()
-                .filter_map(|p| p.gold_polarity.map(|g| g == p.polarity)),
-        );
-        let _ = writeln!(
-            out,
-            "{language:<9} {:>6} {acc:>9.3} {f1:>9.3} {lang_id:>10} {polarity:>10}",
-            group.len()
-        );
-    }
-    let summary = serde_json::json!({
-        "inquiries": predictions.len(),
-        "accuracy": accuracy,
-        "macro_f1": macro_f1_all,
-        "p1_recall": p1_recall,
-        "ece": ece,
-    });
-    let _ = writeln!(out, "\n{summary}");
-    out
+/// The headline figures of an evaluation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub inquiries: usize,
+    pub accuracy: f64,
+    pub macro_f1: f64,
+    /// Share of gold-P1 inquiries given P1.
+    pub p1_recall: f64,
+    /// Expected calibration error of the intent confidence.
+    pub ece: f64,
+    /// Share of would-be auto-replies that are truly shipping_status.
+    pub auto_reply_precision: f64,
+    /// Share of shipping_status inquiries that would be auto-replied.
+    pub auto_reply_coverage: f64,
+    /// Over clearly positive or negative rows, when labelled.
+    pub polarity_accuracy: Option<f64>,
+    pub language_id: Option<f64>,
+    pub per_language: BTreeMap<String, LanguageSummary>,
 }
 
-fn ratio(outcomes: impl Iterator<Item = bool>) -> String {
+#[derive(Debug, Clone, Serialize)]
+pub struct LanguageSummary {
+    pub inquiries: usize,
+    pub accuracy: f64,
+    pub macro_f1: f64,
+    pub polarity_accuracy: Option<f64>,
+    pub language_id: Option<f64>,
+}
+
+/// The predictions of one evaluation run.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    predictions: Vec<Prediction>,
+    folds: usize,
+}
+
+fn accuracy(predictions: &[&Prediction]) -> f64 {
+    predictions.iter().filter(|p| p.gold == p.predicted).count() as f64
+        / predictions.len().max(1) as f64
+}
+
+/// Clearly positive vs clearly negative, as the target is stated.
+fn polarity_accuracy(predictions: &[&Prediction]) -> Option<f64> {
+    share(
+        predictions
+            .iter()
+            .filter(|p| {
+                matches!(
+                    p.gold_polarity,
+                    Some(Polarity::Positive | Polarity::Negative)
+                )
+            })
+            .map(|p| p.gold_polarity == Some(p.polarity)),
+    )
+}
+
+fn language_id(predictions: &[&Prediction]) -> Option<f64> {
+    share(
+        predictions
+            .iter()
+            .filter_map(|p| p.gold_language.as_ref().map(|g| *g == p.detected_language)),
+    )
+}
+
+fn share(outcomes: impl Iterator<Item = bool>) -> Option<f64> {
     let (mut hits, mut total) = (0usize, 0usize);
     for ok in outcomes {
         total += 1;
         hits += usize::from(ok);
     }
-    if total == 0 {
-        "-".to_string()
-    } else {
-        format!("{:.3}", hits as f64 / total as f64)
+    (total > 0).then(|| hits as f64 / total as f64)
+}
+
+impl Evaluation {
+    pub fn summary(&self) -> Summary {
+        let all: Vec<&Prediction> = self.predictions.iter().collect();
+        let p1: Vec<&&Prediction> = all
+            .iter()
+            .filter(|p| p.gold_tier == Tier::P1Urgent)
+            .collect();
+        let replied: Vec<&&Prediction> = all.iter().filter(|p| p.auto_reply).collect();
+        let safe = replied
+            .iter()
+            .filter(|p| p.gold == Category::ShippingStatus)
+            .count();
+        let shipping = all
+            .iter()
+            .filter(|p| p.gold == Category::ShippingStatus)
+            .count();
+        let mut by_language: BTreeMap<&str, Vec<&Prediction>> = BTreeMap::new();
+        for p in &all {
+            by_language.entry(p.language.as_str()).or_default().push(p);
+        }
+        Summary {
+            inquiries: all.len(),
+            accuracy: accuracy(&all),
+            macro_f1: macro_f1(&all).0,
+            p1_recall: p1.iter().filter(|p| p.tier == Tier::P1Urgent).count() as f64
+                / p1.len().max(1) as f64,
+            ece: calibration_error(&self.predictions),
+            auto_reply_precision: safe as f64 / replied.len().max(1) as f64,
+            auto_reply_coverage: safe as f64 / shipping.max(1) as f64,
+            polarity_accuracy: polarity_accuracy(&all),
+            language_id: language_id(&all),
+            per_language: by_language
+                .into_iter()
+                .map(|(language, group)| {
+                    let summary = LanguageSummary {
+                        inquiries: group.len(),
+                        accuracy: accuracy(&group),
+                        macro_f1: macro_f1(&group).0,
+                        polarity_accuracy: polarity_accuracy(&group),
+                        language_id: language_id(&group),
+                    };
+                    (language.to_string(), summary)
+                })
+                .collect(),
+        }
+    }
+
+    /// The report `firstreply eval` prints, ending with the summary as JSON.
+    pub fn render(&self) -> String {
+        let summary = self.summary();
+        let predictions = &self.predictions;
+        let all: Vec<&Prediction> = predictions.iter().collect();
+        let mut out = String::new();
+        let mode = if self.folds >= 2 {
+            format!(
+                "{}-fold cross-validation over the file plus the shipped examples",
+                self.folds
+            )
+        } else {
+            "shipped examples, minus any evaluated text".to_string()
+        };
+        let p1 = predictions
+            .iter()
+            .filter(|p| p.gold_tier == Tier::P1Urgent)
+            .count();
+        let replied = predictions.iter().filter(|p| p.auto_reply).count();
+        let shipping = predictions
+            .iter()
+            .filter(|p| p.gold == Category::ShippingStatus)
+            .count();
+        let _ = writeln!(out, "inquiries: {} ({mode})", summary.inquiries);
+        let _ = writeln!(out, "intent accuracy: {:.4}", summary.accuracy);
+        let _ = writeln!(out, "intent macro-F1: {:.4}", summary.macro_f1);
+        let _ = writeln!(
+            out,
+            "P1 recall: {:.4} ({p1} P1 inquiries)",
+            summary.p1_recall
+        );
+        let _ = writeln!(out, "calibration error (ECE): {:.4}", summary.ece);
+        let _ = writeln!(
+            out,
+            "auto-reply precision: {:.4} (of {replied} would-be auto-replies, given a shipped order)",
+            summary.auto_reply_precision
+        );
+        let _ = writeln!(
+            out,
+            "auto-reply coverage: {:.4} (of {shipping} shipping_status inquiries)",
+            summary.auto_reply_coverage
+        );
+        if let Some(polarity) = summary.polarity_accuracy {
+            let _ = writeln!(
+                out,
+                "sentiment polarity accuracy (clearly +/-): {polarity:.4}"
+            );
+        }
+        if let Some(identified) = summary.language_id {
+            let _ = writeln!(out, "language identification: {identified:.4}");
+        }
+        let _ = writeln!(
+            out,
+            "\n{:<18} {:>9} {:>9} {:>8}",
+            "category", "precision", "recall", "support"
+        );
+        for (category, precision, recall, support) in macro_f1(&all).1 {
+            let _ = writeln!(
+                out,
+                "{:<18} {precision:>9.3} {recall:>9.3} {support:>8}",
+                category.as_str()
+            );
+        }
+        let _ = writeln!(out, "\nconfusion matrix (rows: gold, columns: predicted)");
+        let _ = write!(out, "{:<18}", "");
+        for c in Category::ALL {
+            let _ = write!(out, " {:>6}", &c.as_str()[..6.min(c.as_str().len())]);
+        }
+        let _ = writeln!(out);
+        for gold in Category::ALL {
+            let _ = write!(out, "{:<18}", gold.as_str());
+            for predicted in Category::ALL {
+                let count = predictions
+                    .iter()
+                    .filter(|p| p.gold == gold && p.predicted == predicted)
+                    .count();
+                let _ = write!(out, " {count:>6}");
+            }
+            let _ = writeln!(out);
+        }
+        let _ = writeln!(
+            out,
+            "\n{:<9} {:>6} {:>9} {:>9} {:>10} {:>10}",
+            "language", "n", "accuracy", "macro-F1", "lang-id", "polarity"
+        );
+        let figure = |value: Option<f64>| value.map_or("-".to_string(), |v| format!("{v:.3}"));
+        for (language, group) in &summary.per_language {
+            let _ = writeln!(
+                out,
+                "{language:<9} {:>6} {:>9.3} {:>9.3} {:>10} {:>10}",
+                group.inquiries,
+                group.accuracy,
+                group.macro_f1,
+                figure(group.language_id),
+                figure(group.polarity_accuracy),
+            );
+        }
+        let json = serde_json::to_string(&summary).unwrap_or_default();
+        let _ = writeln!(out, "\n{json}");
+        out
     }
 }

@@ -33,11 +33,13 @@ pub struct IngestReport {
 /// Texts embedded per call: bounds memory and keeps progress steady.
 const EMBED_BATCH: usize = 32;
 
-/// Makes the points matching `scope` equal `documents`. Every stored payload
-/// gets `tenant`, `language` and a `fingerprint` of model, text and payload.
+/// Makes the points matching `scope` equal `documents`, embedded as `kind`.
+/// Every stored payload gets `tenant`, `language` and a `fingerprint` of
+/// model, text and payload.
 pub fn sync_documents(
     collection: &dyn Collection,
     embedder: &dyn Embedder,
+    kind: TextKind,
     bm25: Option<&Bm25>,
     tenant: &str,
     scope: &Filter,
@@ -61,7 +63,7 @@ pub fn sync_documents(
     for document in documents {
         let id = point_id(tenant, &document.key);
         wanted.insert(id);
-        let fingerprint = fingerprint(embedder.model_id(), document);
+        let fingerprint = fingerprint(embedder.model_id(), kind, document);
         match stored.get(&id) {
             Some(old) if *old == fingerprint => report.unchanged += 1,
             Some(_) => {
@@ -76,7 +78,7 @@ pub fn sync_documents(
     }
     for batch in changed.chunks(EMBED_BATCH) {
         let texts: Vec<&str> = batch.iter().map(|(_, d, _)| d.text.as_str()).collect();
-        let vectors = embedder.embed(&texts, TextKind::Passage)?;
+        let vectors = embedder.embed(&texts, kind)?;
         let points = batch
             .iter()
             .zip(vectors)
@@ -105,9 +107,16 @@ pub fn sync_documents(
     Ok(report)
 }
 
-fn fingerprint(model_id: &str, document: &Document) -> String {
+fn fingerprint(model_id: &str, kind: TextKind, document: &Document) -> String {
+    let kind = format!("{kind:?}");
     let mut hash = Sha256::new();
-    for part in [model_id, &document.key, &document.text, &document.language] {
+    for part in [
+        model_id,
+        &kind,
+        &document.key,
+        &document.text,
+        &document.language,
+    ] {
         hash.update(part.as_bytes());
         hash.update([0]);
     }

@@ -16,7 +16,7 @@ use crate::domain::{
     Acknowledgement, Category, Inquiry, IntentGuess, LanguageGuess, Outcome, Sentiment, Tier,
     Triage,
 };
-use crate::embed::{CandleEmbedder, Embedder, TextKind};
+use crate::embed::{CandleEmbedder, E5Embedder, Embedder, TextKind};
 use crate::ingest::IngestReport;
 use crate::prompts::Prompts;
 use crate::signals::Signals;
@@ -85,12 +85,18 @@ impl Pipeline {
         let prompts = Prompts::load(&settings.prompts_dir)?;
         let signals = Arc::new(Signals::load(&settings.knowledge_dir.join("signals"))?);
         let embedder: Arc<dyn Embedder> = match settings.embedding.backend.as_str() {
+            "e5" => Arc::new(E5Embedder::load(
+                &settings.model_dir.join(&settings.embedding.model),
+                &settings.embedding.model,
+            )?),
             "candle" => Arc::new(CandleEmbedder::load(
                 &settings.model_dir.join(&settings.embedding.model),
                 &settings.embedding.model,
                 settings.embedding.max_tokens,
             )?),
-            other => anyhow::bail!("unknown embedding backend {other:?} (expected \"candle\")"),
+            other => {
+                anyhow::bail!("unknown embedding backend {other:?} (expected \"e5\" or \"candle\")")
+            }
         };
         let open = |name: &str| -> anyhow::Result<Arc<dyn Collection>> {
             Ok(Arc::new(EdgeCollection::open(
@@ -322,7 +328,10 @@ impl Pipeline {
             decide(
                 &DecideInput {
                     inquiry: &prepared.inquiry,
-                    triage,
+                    intent: &triage.intent,
+                    sentiment: &triage.sentiment,
+                    language: &triage.language.code,
+                    knowledge: &triage.knowledge,
                     also_mentions: &prepared.keyword_categories,
                     can_reply_in_language: self
                         .composer
@@ -386,6 +395,30 @@ impl Pipeline {
                 }
             }
         }
+    }
+
+    /// Whether the daytime rule would answer `prepared` itself with this
+    /// intent, from its order data and no knowledge-base article: what
+    /// `firstreply eval` measures auto-reply safety with.
+    pub fn would_auto_reply(&self, prepared: &Prepared, intent: &IntentGuess) -> bool {
+        let rules = DecideRules {
+            min_confidence: self.settings.decide.auto_reply_min_confidence,
+            min_knowledge_similarity: self.settings.decide.auto_reply_min_knowledge_score,
+        };
+        let input = DecideInput {
+            inquiry: &prepared.inquiry,
+            intent,
+            sentiment: &prepared.sentiment,
+            language: &prepared.language.code,
+            knowledge: &[],
+            also_mentions: &prepared.keyword_categories,
+            can_reply_in_language: self
+                .composer
+                .prompts()
+                .has_language(&prepared.language.code),
+            auto_reply_categories: &[Category::ShippingStatus],
+        };
+        matches!(decide(&input, &rules), Decision::AutoReply { .. })
     }
 
     /// Shipping status always; overnight, the policy's wider set.

@@ -3,7 +3,7 @@
 //! language), asked calmly and classified with confidence; everything else
 //! goes to a person, with the reasons.
 
-use crate::domain::{Category, EmotionKind, Inquiry, KnowledgeHit, Triage};
+use crate::domain::{Category, EmotionKind, Inquiry, IntentGuess, KnowledgeHit, Sentiment};
 
 #[derive(Debug, Clone, Copy)]
 pub struct DecideRules {
@@ -15,7 +15,11 @@ pub struct DecideRules {
 #[derive(Debug, Clone)]
 pub struct DecideInput<'a> {
     pub inquiry: &'a Inquiry,
-    pub triage: &'a Triage,
+    pub intent: &'a IntentGuess,
+    pub sentiment: &'a Sentiment,
+    /// The buyer's language (ISO 639-1).
+    pub language: &'a str,
+    pub knowledge: &'a [KnowledgeHit],
     /// Other categories the message also asks about, by keyword.
     pub also_mentions: &'a [Category],
     /// Whether replies can be written in the buyer's language.
@@ -46,8 +50,7 @@ const SETTLED_STATES: &[&str] = &[
 ];
 
 pub fn decide(input: &DecideInput<'_>, rules: &DecideRules) -> Decision {
-    let triage = input.triage;
-    let intent = &triage.intent;
+    let intent = input.intent;
     let mut reasons = Vec::new();
     if intent.category == Category::HumanRequest {
         reasons.push("the buyer asks for a person".to_string());
@@ -63,9 +66,9 @@ pub fn decide(input: &DecideInput<'_>, rules: &DecideRules) -> Decision {
             intent.confidence, rules.min_confidence
         ));
     }
-    if triage.sentiment.emotion(EmotionKind::Threat) >= 0.4 {
+    if input.sentiment.emotion(EmotionKind::Threat) >= 0.4 {
         reasons.push("the buyer threatens a dispute, a bad review or legal action".to_string());
-    } else if triage.sentiment.is_upset() {
+    } else if input.sentiment.is_upset() {
         reasons.push("the buyer is upset".to_string());
     }
     let extra: Vec<&str> = input
@@ -80,7 +83,7 @@ pub fn decide(input: &DecideInput<'_>, rules: &DecideRules) -> Decision {
     if !input.can_reply_in_language {
         reasons.push(format!(
             "no reply wording in the buyer's language ({})",
-            triage.language.code
+            input.language
         ));
     }
     let order = input.inquiry.order.as_ref();
@@ -101,13 +104,13 @@ pub fn decide(input: &DecideInput<'_>, rules: &DecideRules) -> Decision {
         });
     let has_tracking = order.is_some_and(|o| o.tracking_number.is_some());
     // With tracking the order data answers; general delivery times would be noise.
-    let article = triage
+    let article = input
         .knowledge
         .iter()
         .filter(|_| !(use_order && has_tracking))
         .find(|hit| {
             hit.categories.contains(&intent.category)
-                && hit.language == triage.language.code
+                && hit.language == input.language
                 && hit.similarity >= rules.min_knowledge_similarity
         })
         .cloned();

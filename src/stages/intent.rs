@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::domain::{Category, EmotionKind, Inquiry, IntentGuess, Sentiment, Tier};
-use crate::embed::Embedder;
+use crate::embed::{Embedder, TextKind};
 use crate::ingest::{sync_documents, Document, IngestReport};
 use crate::signals::Signals;
 use crate::store::{Collection, Filter};
@@ -102,12 +102,12 @@ pub struct KnnIntentClassifier {
     neighbours: usize,
     /// Weight of one keyword hit, in logits.
     keyword_weight: f32,
+    /// Softmax temperature over cosine similarities.
+    temperature: f32,
 }
 
 /// Tenant under which the shipped examples are stored.
 const SEED_TENANT: &str = "_seed";
-/// Softmax temperature over cosine similarities.
-const TEMPERATURE: f32 = 0.05;
 /// Probability floor of the neighbour vote, so keywords can still lift a
 /// category no neighbour voted for.
 const KNN_FLOOR: f32 = 0.003;
@@ -123,6 +123,7 @@ impl KnnIntentClassifier {
             signals,
             neighbours: settings.neighbours,
             keyword_weight: settings.keyword_weight,
+            temperature: settings.temperature.max(1e-3),
         }
     }
 
@@ -159,7 +160,7 @@ impl IntentClassifier for KnnIntentClassifier {
             else {
                 continue;
             };
-            votes[category.index()] += ((neighbour.score - top) / TEMPERATURE).exp();
+            votes[category.index()] += ((neighbour.score - top) / self.temperature).exp();
         }
         let total: f32 = votes.iter().sum();
         let keywords = self.keyword_hits(query.text, query.language);
@@ -222,6 +223,7 @@ impl IntentClassifier for KnnIntentClassifier {
         sync_documents(
             self.collection.as_ref(),
             embedder,
+            TextKind::Query,
             None,
             SEED_TENANT,
             &scope,

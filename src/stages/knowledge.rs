@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 
 use crate::bm25::Bm25;
 use crate::domain::{Category, KnowledgeHit};
-use crate::embed::Embedder;
+use crate::embed::{Embedder, TextKind};
 use crate::ingest::{sync_documents, Document, IngestReport};
 use crate::store::{Collection, Filter};
 
@@ -172,6 +172,7 @@ impl KnowledgeBase {
         let report = sync_documents(
             self.collection.as_ref(),
             self.embedder.as_ref(),
+            TextKind::Passage,
             Some(&self.bm25),
             tenant,
             &scope,

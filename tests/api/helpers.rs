@@ -30,17 +30,25 @@ pub fn test_settings(name: &str) -> Settings {
     settings
 }
 
+static PIPELINE: OnceLock<Arc<Pipeline>> = OnceLock::new();
 static SERVER: OnceLock<SocketAddr> = OnceLock::new();
+
+/// The pipeline shared by the test server and the quality tests, built on
+/// first use (the first run embeds the labelled examples).
+pub fn pipeline() -> Arc<Pipeline> {
+    PIPELINE
+        .get_or_init(|| Arc::new(Pipeline::build(test_settings("api")).expect("pipeline builds")))
+        .clone()
+}
 
 /// The address of the shared test server, started on first use.
 pub fn server() -> SocketAddr {
     *SERVER.get_or_init(|| {
-        let settings = test_settings("api");
+        let pipeline = pipeline();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Runtime::new().expect("runtime");
             runtime.block_on(async move {
-                let pipeline = Arc::new(Pipeline::build(settings).expect("pipeline builds"));
                 let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
                 tx.send(listener.local_addr().expect("addr"))
                     .expect("send addr");

@@ -1,6 +1,7 @@
 //! End-to-end tests over gRPC against the real server.
 
 mod helpers;
+mod quality;
 
 use firstreply::api::{self, handle_event::Event};
 use helpers::{channel, client, handle, inquiry, repo, test_settings};

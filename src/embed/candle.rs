@@ -1,5 +1,4 @@
-//! Sentence embeddings behind one trait. The default runs all-MiniLM-L6-v2
-//! in-process with candle: no server needed.
+//! all-MiniLM-L6-v2 (English, 384-d) on candle, mean-pooled.
 
 use std::path::Path;
 
@@ -9,26 +8,7 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config as BertConfig};
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
-/// What a text is, for models that embed queries and passages differently.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TextKind {
-    Query,
-    Passage,
-}
-
-/// Turns texts into unit-length vectors; cosine similarity is a dot product.
-pub trait Embedder: Send + Sync {
-    /// Identifies the model: vectors from different models never mix.
-    fn model_id(&self) -> &str;
-    fn dimension(&self) -> usize;
-    fn embed(&self, texts: &[&str], kind: TextKind) -> anyhow::Result<Vec<Vec<f32>>>;
-
-    fn embed_one(&self, text: &str, kind: TextKind) -> anyhow::Result<Vec<f32>> {
-        self.embed(&[text], kind)?
-            .pop()
-            .context("the embedder returned no vector")
-    }
-}
+use super::{Embedder, TextKind};
 
 /// A BERT sentence encoder (all-MiniLM-L6-v2) with mean pooling, on the CPU.
 pub struct CandleEmbedder {
@@ -128,9 +108,4 @@ impl Embedder for CandleEmbedder {
         }
         Ok(vectors)
     }
-}
-
-/// Cosine similarity of two unit vectors.
-pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
