@@ -383,6 +383,11 @@ fn calibration_error(predictions: &[Prediction]) -> f64 {
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     pub inquiries: usize,
+    /// Gold-P1 inquiries, would-be auto-replies and shipping_status inquiries:
+    /// the denominators of the rates below.
+    pub p1_inquiries: usize,
+    pub auto_replies: usize,
+    pub shipping_status_inquiries: usize,
     pub accuracy: f64,
     pub macro_f1: f64,
     /// Share of gold-P1 inquiries given P1.
@@ -474,6 +479,9 @@ impl Evaluation {
         }
         Summary {
             inquiries: all.len(),
+            p1_inquiries: p1.len(),
+            auto_replies: replied.len(),
+            shipping_status_inquiries: shipping,
             accuracy: accuracy(&all),
             macro_f1: macro_f1(&all).0,
             p1_recall: p1.iter().filter(|p| p.tier == Tier::P1Urgent).count() as f64
@@ -513,33 +521,24 @@ impl Evaluation {
         } else {
             "shipped examples, minus any evaluated text".to_string()
         };
-        let p1 = predictions
-            .iter()
-            .filter(|p| p.gold_tier == Tier::P1Urgent)
-            .count();
-        let replied = predictions.iter().filter(|p| p.auto_reply).count();
-        let shipping = predictions
-            .iter()
-            .filter(|p| p.gold == Category::ShippingStatus)
-            .count();
         let _ = writeln!(out, "inquiries: {} ({mode})", summary.inquiries);
         let _ = writeln!(out, "intent accuracy: {:.4}", summary.accuracy);
         let _ = writeln!(out, "intent macro-F1: {:.4}", summary.macro_f1);
         let _ = writeln!(
             out,
-            "P1 recall: {:.4} ({p1} P1 inquiries)",
-            summary.p1_recall
+            "P1 recall: {:.4} ({} P1 inquiries)",
+            summary.p1_recall, summary.p1_inquiries
         );
         let _ = writeln!(out, "calibration error (ECE): {:.4}", summary.ece);
         let _ = writeln!(
             out,
-            "auto-reply precision: {:.4} (of {replied} would-be auto-replies, given a shipped order)",
-            summary.auto_reply_precision
+            "auto-reply precision: {:.4} (of {} would-be auto-replies, given a shipped order)",
+            summary.auto_reply_precision, summary.auto_replies
         );
         let _ = writeln!(
             out,
-            "auto-reply coverage: {:.4} (of {shipping} shipping_status inquiries)",
-            summary.auto_reply_coverage
+            "auto-reply coverage: {:.4} (of {} shipping_status inquiries)",
+            summary.auto_reply_coverage, summary.shipping_status_inquiries
         );
         if let Some(polarity) = summary.polarity_accuracy {
             let _ = writeln!(

@@ -320,10 +320,6 @@ impl Pipeline {
     pub fn conclude(&self, prepared: &Prepared, analysis: &Analysis) -> Outcome {
         let _span = info_span!("decide", inquiry = %prepared.inquiry.id).entered();
         let triage = &analysis.triage;
-        let rules = DecideRules {
-            min_confidence: self.settings.decide.auto_reply_min_confidence,
-            min_knowledge_similarity: self.settings.decide.auto_reply_min_knowledge_score,
-        };
         let decision = if analysis.degraded.is_empty() {
             decide(
                 &DecideInput {
@@ -339,7 +335,7 @@ impl Pipeline {
                         .has_language(&triage.language.code),
                     auto_reply_categories: &self.auto_reply_categories(prepared, triage),
                 },
-                &rules,
+                &self.decide_rules(),
             )
         } else {
             Decision::Handoff {
@@ -401,10 +397,6 @@ impl Pipeline {
     /// intent, from its order data and no knowledge-base article: what
     /// `firstreply eval` measures auto-reply safety with.
     pub fn would_auto_reply(&self, prepared: &Prepared, intent: &IntentGuess) -> bool {
-        let rules = DecideRules {
-            min_confidence: self.settings.decide.auto_reply_min_confidence,
-            min_knowledge_similarity: self.settings.decide.auto_reply_min_knowledge_score,
-        };
         let input = DecideInput {
             inquiry: &prepared.inquiry,
             intent,
@@ -418,7 +410,17 @@ impl Pipeline {
                 .has_language(&prepared.language.code),
             auto_reply_categories: &[Category::ShippingStatus],
         };
-        matches!(decide(&input, &rules), Decision::AutoReply { .. })
+        matches!(
+            decide(&input, &self.decide_rules()),
+            Decision::AutoReply { .. }
+        )
+    }
+
+    fn decide_rules(&self) -> DecideRules {
+        DecideRules {
+            min_confidence: self.settings.decide.auto_reply_min_confidence,
+            min_knowledge_similarity: self.settings.decide.auto_reply_min_knowledge_score,
+        }
     }
 
     /// Shipping status always; overnight, the policy's wider set.
