@@ -62,6 +62,9 @@ pub enum Command {
         /// the shipped examples; 0 classifies with the shipped examples only.
         #[arg(long, default_value_t = 0)]
         folds: usize,
+        /// Also write the rows read wrongly to this file, as JSON lines.
+        #[arg(long)]
+        mistakes: Option<PathBuf>,
     },
     /// Knowledge-base maintenance.
     Kb {
@@ -109,13 +112,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Handle { input, output } => {
             batch(settings, BatchMode::Handle, input, output).await
         }
-        Command::Eval { input, folds } => {
+        Command::Eval {
+            input,
+            folds,
+            mistakes,
+        } => {
             let rows = crate::eval::read_labelled(&input)?;
             let pipeline = build(settings).await?;
             let evaluation =
                 tokio::task::spawn_blocking(move || crate::eval::evaluate(&pipeline, &rows, folds))
                     .await??;
             print!("{}", evaluation.render());
+            if let Some(path) = mistakes {
+                std::fs::write(&path, evaluation.mistakes())
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
             Ok(())
         }
         Command::Kb {

@@ -24,6 +24,7 @@ pub struct Settings {
     pub normalize: NormalizeSettings,
     pub language: LanguageSettings,
     pub intent: IntentSettings,
+    pub sentiment: SentimentSettings,
     pub knowledge: KnowledgeSettings,
     pub decide: DecideSettings,
 }
@@ -57,6 +58,18 @@ pub struct IntentSettings {
     pub keyword_weight: f32,
     /// Softmax temperature over the neighbours' cosine similarities.
     pub temperature: f32,
+    /// Temperature of the final confidence (temperature scaling).
+    pub calibration_temperature: f32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SentimentSettings {
+    /// Nearest labelled sentiment examples that vote on the polarity.
+    pub neighbours: usize,
+    /// Softmax temperature over the neighbours' cosine similarities.
+    pub temperature: f32,
+    /// How far the vote moves the lexical score, in its logit units.
+    pub vote_weight: f32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

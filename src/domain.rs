@@ -181,6 +181,26 @@ pub enum Polarity {
     Positive,
 }
 
+impl Polarity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Polarity::Negative => "negative",
+            Polarity::Neutral => "neutral",
+            Polarity::Positive => "positive",
+        }
+    }
+
+    /// Reads `negative`, `neutral` or `positive`, in any case.
+    pub fn parse(label: &str) -> Option<Polarity> {
+        match label.trim().to_ascii_lowercase().as_str() {
+            "negative" => Some(Polarity::Negative),
+            "neutral" => Some(Polarity::Neutral),
+            "positive" => Some(Polarity::Positive),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EmotionKind {
     Anger,
@@ -224,9 +244,12 @@ impl Sentiment {
             .map_or(0.0, |(_, s)| *s)
     }
 
-    /// The buyer is upset: negative, or angry, threatening or frustrated.
+    /// The buyer is upset: strongly negative, or angry, threatening or
+    /// frustrated. A message that only resembles negative examples ("still
+    /// not here, is it lost?") is negative but not upset: the examples' vote
+    /// alone stays above this score at the default weight.
     pub fn is_upset(&self) -> bool {
-        self.score <= -0.35
+        self.score <= -0.8
             || self.emotion(EmotionKind::Anger) >= 0.4
             || self.emotion(EmotionKind::Threat) >= 0.4
             || self.emotion(EmotionKind::Frustration) >= 0.5

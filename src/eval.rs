@@ -12,14 +12,15 @@ use chrono::Utc;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::domain::{Category, Channel, Customer, Inquiry, Order, Polarity, Tier};
+use crate::domain::{Category, Channel, Customer, Inquiry, IntentGuess, Order, Polarity, Tier};
 use crate::embed::TextKind;
 use crate::ingest::point_id;
 use crate::pipeline::{Pipeline, Prepared};
 use crate::stages::intent::{
-    assign_tier, example_payload, load_examples, Example, IntentClassifier, IntentQuery,
-    KnnIntentClassifier,
+    assign_tier, example_payload, load_examples, settle_category, Example, IntentClassifier,
+    IntentQuery, KnnIntentClassifier,
 };
+use crate::stages::sentiment::load_sentiment_examples;
 use crate::store::{Collection, EdgeCollection, Point};
 
 /// One labelled inquiry.
@@ -75,15 +76,6 @@ fn parse_tier(label: &str) -> Option<Tier> {
     }
 }
 
-fn parse_polarity(label: &str) -> Option<Polarity> {
-    match label.trim().to_ascii_lowercase().as_str() {
-        "negative" => Some(Polarity::Negative),
-        "neutral" => Some(Polarity::Neutral),
-        "positive" => Some(Polarity::Positive),
-        _ => None,
-    }
-}
-
 /// Reads labelled rows: JSONL objects (`text`, `category` or `intent`, optional
 /// `language`, `tier`, `sentiment`, `marketplace`) or CSV with a header naming the same
 /// columns (`instruction` is taken as `text`, as in the Bitext set).
@@ -127,7 +119,7 @@ pub fn read_labelled(path: &Path) -> anyhow::Result<Vec<LabelledRow>> {
             category,
             language: get(&["language"]).map(|l| l.to_lowercase()),
             tier: get(&["tier"]).and_then(|t| parse_tier(t)),
-            polarity: get(&["sentiment"]).and_then(|s| parse_polarity(s)),
+            polarity: get(&["sentiment"]).and_then(|s| Polarity::parse(s)),
             marketplace: get(&["marketplace"]).cloned(),
         });
     }
@@ -174,6 +166,7 @@ fn read_csv(text: &str) -> anyhow::Result<Vec<HashMap<String, String>>> {
 /// One prediction.
 #[derive(Debug, Clone)]
 struct Prediction {
+    text: String,
     gold: Category,
     predicted: Category,
     confidence: f32,
@@ -231,10 +224,39 @@ pub fn evaluate(
     // Shipped examples that are also being evaluated would be recalled, not
     // classified: leave them out of every fold's index.
     let evaluated: HashSet<String> = rows.iter().map(|r| r.text.trim().to_lowercase()).collect();
-    let seeds: Vec<Example> = load_examples(&pipeline.settings().knowledge_dir.join("intents"))?
+    let seeds = load_examples(&pipeline.settings().knowledge_dir.join("intents"))?;
+    let all_seeds = seeds.len();
+    let seeds: Vec<Example> = seeds
         .into_iter()
         .filter(|seed| !evaluated.contains(&seed.text.trim().to_lowercase()))
         .collect();
+    // The sentiment vote is the pipeline's own: its examples must not be evaluated.
+    let sentiment_dir = pipeline.settings().knowledge_dir.join("sentiment");
+    if let Some(leak) = load_sentiment_examples(&sentiment_dir)?
+        .iter()
+        .find(|example| evaluated.contains(&example.text.trim().to_lowercase()))
+    {
+        bail!(
+            "{:?} is both evaluated and a sentiment example in {}: its polarity would be recalled, not measured",
+            leak.text,
+            sentiment_dir.display()
+        );
+    }
+    if folds <= 1 && seeds.len() == all_seeds {
+        // Nothing to leave out: the pipeline's own index is the one to measure.
+        let predictions = rows
+            .iter()
+            .zip(&prepared)
+            .zip(&vectors)
+            .map(|((row, prepared), vector)| {
+                predict(pipeline, pipeline.classifier(), row, prepared, vector)
+            })
+            .collect::<anyhow::Result<_>>()?;
+        return Ok(Evaluation {
+            predictions,
+            folds: 1,
+        });
+    }
     let seed_texts: Vec<&str> = seeds.iter().map(|s| s.text.as_str()).collect();
     // Examples are stored as queries too (see KnnIntentClassifier).
     let seed_vectors = pipeline.embedder().embed(&seed_texts, TextKind::Query)?;
@@ -301,9 +323,15 @@ fn predict(
         language: &prepared.language.code,
         vector,
     })?;
-    let tier = assign_tier(guess.category, &prepared.sentiment, &prepared.inquiry);
-    let auto_reply = pipeline.would_auto_reply(prepared, &guess);
+    let sentiment = pipeline.refine_sentiment(prepared, vector)?;
+    let guess = IntentGuess {
+        category: settle_category(guess.category, &sentiment),
+        ..guess
+    };
+    let tier = assign_tier(guess.category, &sentiment, &prepared.inquiry);
+    let auto_reply = pipeline.would_auto_reply(prepared, &guess, &sentiment);
     Ok(Prediction {
+        text: row.text.clone(),
         gold: row.category,
         predicted: guess.category,
         confidence: guess.confidence,
@@ -316,7 +344,7 @@ fn predict(
         tier,
         gold_language: row.language.clone(),
         gold_polarity: row.polarity,
-        polarity: prepared.sentiment.label,
+        polarity: sentiment.label,
         auto_reply,
     })
 }
@@ -361,21 +389,36 @@ fn macro_f1(predictions: &[&Prediction]) -> (f64, Vec<(Category, f64, f64, usize
     (mean, per)
 }
 
+/// One confidence bin: how many answers, their mean confidence, and how many were right.
+#[derive(Debug, Clone, Copy, Default)]
+struct Bin {
+    count: usize,
+    confidence: f64,
+    correct: f64,
+}
+
+/// Ten equal-width confidence bins.
+fn reliability(predictions: &[Prediction]) -> [Bin; 10] {
+    let mut bins = [Bin::default(); 10];
+    for p in predictions {
+        let bin = &mut bins[((p.confidence * 10.0) as usize).min(9)];
+        bin.confidence += p.confidence as f64;
+        bin.correct += f64::from(u8::from(p.gold == p.predicted));
+        bin.count += 1;
+    }
+    for bin in bins.iter_mut().filter(|b| b.count > 0) {
+        bin.confidence /= bin.count as f64;
+        bin.correct /= bin.count as f64;
+    }
+    bins
+}
+
 /// Expected calibration error over ten equal-width confidence bins.
 fn calibration_error(predictions: &[Prediction]) -> f64 {
-    let mut bins = [(0.0f64, 0.0f64, 0usize); 10];
-    for p in predictions {
-        let bin = ((p.confidence * 10.0) as usize).min(9);
-        bins[bin].0 += p.confidence as f64;
-        bins[bin].1 += f64::from(u8::from(p.gold == p.predicted));
-        bins[bin].2 += 1;
-    }
     let n = predictions.len().max(1) as f64;
-    bins.iter()
-        .filter(|b| b.2 > 0)
-        .map(|(conf, correct, count)| {
-            (conf / *count as f64 - correct / *count as f64).abs() * *count as f64 / n
-        })
+    reliability(predictions)
+        .iter()
+        .map(|b| (b.confidence - b.correct).abs() * b.count as f64 / n)
         .sum()
 }
 
@@ -458,6 +501,35 @@ fn share(outcomes: impl Iterator<Item = bool>) -> Option<f64> {
 }
 
 impl Evaluation {
+    /// The rows read wrongly (intent, a missed P1, or a clear polarity), as
+    /// JSON lines: what to look at before adding examples.
+    pub fn mistakes(&self) -> String {
+        let mut out = String::new();
+        for p in &self.predictions {
+            let missed_p1 = p.gold_tier == Tier::P1Urgent && p.tier != Tier::P1Urgent;
+            let polarity_wrong = matches!(
+                p.gold_polarity,
+                Some(gold @ (Polarity::Positive | Polarity::Negative)) if gold != p.polarity
+            );
+            if p.gold == p.predicted && !missed_p1 && !polarity_wrong {
+                continue;
+            }
+            let line = serde_json::json!({
+                "text": p.text,
+                "language": p.language,
+                "category": p.gold.as_str(),
+                "predicted": p.predicted.as_str(),
+                "confidence": p.confidence,
+                "tier": p.gold_tier.as_str(),
+                "predicted_tier": p.tier.as_str(),
+                "sentiment": p.gold_polarity.map(Polarity::as_str),
+                "predicted_sentiment": p.polarity.as_str(),
+            });
+            let _ = writeln!(out, "{line}");
+        }
+        out
+    }
+
     pub fn summary(&self) -> Summary {
         let all: Vec<&Prediction> = self.predictions.iter().collect();
         let p1: Vec<&&Prediction> = all
@@ -530,6 +602,22 @@ impl Evaluation {
             summary.p1_recall, summary.p1_inquiries
         );
         let _ = writeln!(out, "calibration error (ECE): {:.4}", summary.ece);
+        let _ = writeln!(out, "  confidence      n  mean conf  accuracy");
+        for (i, bin) in reliability(predictions)
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.count > 0)
+        {
+            let _ = writeln!(
+                out,
+                "  {:.1}-{:.1}  {:>7}  {:>9.3}  {:>8.3}",
+                i as f64 / 10.0,
+                (i + 1) as f64 / 10.0,
+                bin.count,
+                bin.confidence,
+                bin.correct
+            );
+        }
         let _ = writeln!(
             out,
             "auto-reply precision: {:.4} (of {} would-be auto-replies, given a shipped order)",

@@ -23,12 +23,14 @@ use crate::signals::Signals;
 use crate::stages::compose::{AckInput, AutoReplyInput, Composer};
 use crate::stages::decide::{decide, DecideInput, DecideRules, Decision};
 use crate::stages::intent::{
-    assign_tier, load_examples, IntentClassifier, IntentQuery, KnnIntentClassifier,
+    assign_tier, load_examples, settle_category, IntentClassifier, IntentQuery, KnnIntentClassifier,
 };
 use crate::stages::knowledge::{load_articles, KnowledgeBase, SearchRequest};
 use crate::stages::language::{LanguageDetector, LanguageHints, LinguaDetector};
 use crate::stages::normalize::{NormalizeError, Normalizer, TextNormalizer};
-use crate::stages::sentiment::{LexicalSentiment, SentimentAnalyzer};
+use crate::stages::sentiment::{
+    load_sentiment_examples, with_vote, LexicalSentiment, PolarityVoter, SentimentAnalyzer,
+};
 use crate::stages::sla::{PolicySla, SlaInput, SlaPolicy};
 use crate::store::{Collection, EdgeCollection};
 
@@ -70,6 +72,7 @@ pub struct Pipeline {
     normalizer: Box<dyn Normalizer>,
     language: Box<dyn LanguageDetector>,
     sentiment: Box<dyn SentimentAnalyzer>,
+    polarity: PolarityVoter,
     embedder: Arc<dyn Embedder>,
     signals: Arc<Signals>,
     classifier: Box<dyn IntentClassifier>,
@@ -105,8 +108,11 @@ impl Pipeline {
             )?))
         };
         let knowledge = KnowledgeBase::new(open("knowledge")?, embedder.clone())?;
+        // Intent and sentiment examples share one collection, told apart by `kind`.
+        let examples = open("intents")?;
         let classifier =
-            KnnIntentClassifier::new(open("intents")?, signals.clone(), &settings.intent);
+            KnnIntentClassifier::new(examples.clone(), signals.clone(), &settings.intent);
+        let polarity = PolarityVoter::new(examples, &settings.sentiment);
 
         let pipeline = Pipeline {
             normalizer: Box::new(TextNormalizer::new(settings.normalize.max_chars)),
@@ -115,6 +121,7 @@ impl Pipeline {
                 settings.language.min_confidence,
             )),
             sentiment: Box::new(LexicalSentiment::new(signals.clone())),
+            polarity,
             signals,
             classifier: Box::new(classifier),
             knowledge,
@@ -158,7 +165,32 @@ impl Pipeline {
             ?report,
             "intent examples up to date"
         );
+        let examples = load_sentiment_examples(&self.settings.knowledge_dir.join("sentiment"))?;
+        let report = self.polarity.ingest(self.embedder.as_ref(), &examples)?;
+        info!(
+            examples = examples.len(),
+            ?report,
+            "sentiment examples up to date"
+        );
         Ok(())
+    }
+
+    /// The lexical sentiment of `prepared`, with the vote of the labelled
+    /// examples nearest to its embedding. A failing vote keeps the lexical
+    /// reading and says why.
+    pub fn refine_sentiment(
+        &self,
+        prepared: &Prepared,
+        vector: &[f32],
+    ) -> anyhow::Result<Sentiment> {
+        Ok(match self.polarity.vote(vector)? {
+            Some(vote) => with_vote(
+                &prepared.sentiment,
+                &vote,
+                self.settings.sentiment.vote_weight,
+            ),
+            None => prepared.sentiment.clone(),
+        })
     }
 
     /// Re-reads the articles (from `dir`, or the configured folder) and
@@ -215,7 +247,10 @@ impl Pipeline {
 
     /// The instant acknowledgement, from the fast stages only.
     pub fn acknowledge(&self, prepared: &Prepared, now: DateTime<Utc>) -> Acknowledgement {
-        let category = prepared.keyword_category.unwrap_or(Category::Other);
+        let category = settle_category(
+            prepared.keyword_category.unwrap_or(Category::Other),
+            &prepared.sentiment,
+        );
         let tier = assign_tier(category, &prepared.sentiment, &prepared.inquiry);
         let sla = self.sla.due(&SlaInput {
             tenant: self.tenant(&prepared.inquiry),
@@ -269,6 +304,19 @@ impl Pipeline {
                 category: prepared.keyword_category.unwrap_or(Category::Other),
                 confidence: 0.3,
             });
+        let sentiment = vector
+            .as_ref()
+            .and_then(|vector| {
+                info_span!("sentiment_vote")
+                    .in_scope(|| self.refine_sentiment(prepared, vector))
+                    .map_err(|e| degraded.push(format!("sentiment vote failed: {e:#}")))
+                    .ok()
+            })
+            .unwrap_or_else(|| prepared.sentiment.clone());
+        let intent = IntentGuess {
+            category: settle_category(intent.category, &sentiment),
+            ..intent
+        };
         let knowledge = vector
             .as_ref()
             .and_then(|vector| {
@@ -292,7 +340,7 @@ impl Pipeline {
             .into_iter()
             .filter(|hit| hit.score >= self.settings.knowledge.min_score)
             .collect();
-        let tier = assign_tier(intent.category, &prepared.sentiment, &prepared.inquiry);
+        let tier = assign_tier(intent.category, &sentiment, &prepared.inquiry);
         let sla = self.sla.due(&SlaInput {
             tenant: self.tenant(&prepared.inquiry),
             category: intent.category,
@@ -306,7 +354,7 @@ impl Pipeline {
                 inquiry_id: prepared.inquiry.id.clone(),
                 normalized_text: prepared.text.clone(),
                 language: prepared.language.clone(),
-                sentiment: prepared.sentiment.clone(),
+                sentiment,
                 intent,
                 tier,
                 sla,
@@ -394,13 +442,18 @@ impl Pipeline {
     }
 
     /// Whether the daytime rule would answer `prepared` itself with this
-    /// intent, from its order data and no knowledge-base article: what
-    /// `firstreply eval` measures auto-reply safety with.
-    pub fn would_auto_reply(&self, prepared: &Prepared, intent: &IntentGuess) -> bool {
+    /// intent and sentiment, from its order data and no knowledge-base
+    /// article: what `firstreply eval` measures auto-reply safety with.
+    pub fn would_auto_reply(
+        &self,
+        prepared: &Prepared,
+        intent: &IntentGuess,
+        sentiment: &Sentiment,
+    ) -> bool {
         let input = DecideInput {
             inquiry: &prepared.inquiry,
             intent,
-            sentiment: &prepared.sentiment,
+            sentiment,
             language: &prepared.language.code,
             knowledge: &[],
             also_mentions: &prepared.keyword_categories,

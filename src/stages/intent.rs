@@ -11,7 +11,7 @@ use anyhow::Context;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::domain::{Category, EmotionKind, Inquiry, IntentGuess, Sentiment, Tier};
+use crate::domain::{Category, EmotionKind, Inquiry, IntentGuess, Polarity, Sentiment, Tier};
 use crate::embed::{Embedder, TextKind};
 use crate::ingest::{sync_documents, Document, IngestReport};
 use crate::signals::Signals;
@@ -104,6 +104,8 @@ pub struct KnnIntentClassifier {
     keyword_weight: f32,
     /// Softmax temperature over cosine similarities.
     temperature: f32,
+    /// Divides the final logits: below 1 sharpens an under-confident vote.
+    calibration: f32,
 }
 
 /// Tenant under which the shipped examples are stored.
@@ -124,6 +126,7 @@ impl KnnIntentClassifier {
             neighbours: settings.neighbours,
             keyword_weight: settings.keyword_weight,
             temperature: settings.temperature.max(1e-3),
+            calibration: settings.calibration_temperature.max(1e-3),
         }
     }
 
@@ -174,7 +177,10 @@ impl IntentClassifier for KnnIntentClassifier {
             *logit = (knn + KNN_FLOOR).ln() + self.keyword_weight * keywords[slot];
         }
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let exp: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
+        let exp: Vec<f32> = logits
+            .iter()
+            .map(|l| ((l - max) / self.calibration).exp())
+            .collect();
         let sum: f32 = exp.iter().sum();
         let (best, p) = exp
             .iter()
@@ -246,15 +252,21 @@ pub fn assign_tier(category: Category, sentiment: &Sentiment, inquiry: &Inquiry)
     if sentiment.emotion(EmotionKind::Threat) >= 0.4 {
         return Tier::P1Urgent;
     }
-    if sentiment.emotion(EmotionKind::Anger) >= 0.4 || sentiment.score <= -0.6 {
+    if sentiment.emotion(EmotionKind::Anger) >= 0.4 || sentiment.score <= -0.85 {
         tier = tier.raised();
     }
     if inquiry.customer.vip {
         tier = tier.raised();
     }
-    // Unhappy "feedback" is a complaint in the making.
-    if category == Category::Feedback && sentiment.score < -0.2 {
-        tier = tier.raised();
-    }
     tier
+}
+
+/// The category once the sentiment is known: unhappy feedback ("two stars,
+/// the strap broke in a week") is a complaint, and is handled as one.
+pub fn settle_category(category: Category, sentiment: &Sentiment) -> Category {
+    if category == Category::Feedback && sentiment.label == Polarity::Negative {
+        Category::Complaint
+    } else {
+        category
+    }
 }

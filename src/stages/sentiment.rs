@@ -1,11 +1,25 @@
-//! Sentiment and emotion from multilingual lexical signals, emoji,
-//! exclamation and shouting. Threats (chargeback, bad review, legal action)
-//! are an emotion of their own: they always raise the tier.
+//! Sentiment and emotion. A fast lexical reading (multilingual signals,
+//! emoji, exclamation, shouting) serves the acknowledgement; once the
+//! inquiry is embedded, a vote of the nearest labelled sentiment examples
+//! (`knowledge-base/sentiment/<lang>.toml`) adds what words alone miss:
+//! "still not here after three weeks" is negative without a negative word.
+//! Threats (chargeback, bad review, legal action) are an emotion of their
+//! own: they always raise the tier.
 
+use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 
+use anyhow::Context;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::config::SentimentSettings;
 use crate::domain::{EmotionKind, Polarity, Sentiment};
+use crate::embed::{Embedder, TextKind};
+use crate::ingest::{sync_documents, Document, IngestReport};
 use crate::signals::{LanguageSignals, Signals};
+use crate::store::{Collection, Filter};
 
 pub trait SentimentAnalyzer: Send + Sync {
     fn analyze(&self, text: &str, language: &str) -> Sentiment;
@@ -104,13 +118,7 @@ impl SentimentAnalyzer for LexicalSentiment {
         let intensity = 1.0 + 0.15 * exclamations.min(4.0);
         let raw = (positive - negative) * intensity;
         let score = (raw * 0.6).tanh();
-        let label = if score <= -0.2 {
-            Polarity::Negative
-        } else if score >= 0.2 {
-            Polarity::Positive
-        } else {
-            Polarity::Neutral
-        };
+        let label = label_of(score);
         let scale = |hits: f32| (1.0 - (-0.8 * hits).exp()).clamp(0.0, 1.0);
         let mut emotions: Vec<(EmotionKind, f32)> = [
             (EmotionKind::Anger, scale(anger)),
@@ -151,5 +159,316 @@ fn shouted_words(text: &str) -> usize {
         0
     } else {
         shouted
+    }
+}
+
+/// One labelled sentiment example.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentimentExample {
+    pub language: String,
+    pub polarity: Polarity,
+    pub text: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct SentimentFile {
+    language: String,
+    examples: HashMap<String, Vec<String>>,
+}
+
+/// Reads every `<lang>.toml` of sentiment examples in `dir`.
+pub fn load_sentiment_examples(dir: &Path) -> anyhow::Result<Vec<SentimentExample>> {
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|ext| ext == "toml"))
+        .collect();
+    paths.sort();
+    let mut examples = Vec::new();
+    for path in paths {
+        let text = std::fs::read_to_string(&path)?;
+        let file: SentimentFile =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        for (name, texts) in file.examples {
+            let polarity = Polarity::parse(&name).with_context(|| {
+                format!(
+                    "unknown polarity {name:?} in {} (expected negative, neutral or positive)",
+                    path.display()
+                )
+            })?;
+            examples.extend(texts.into_iter().map(|text| SentimentExample {
+                language: file.language.clone(),
+                polarity,
+                text,
+            }));
+        }
+    }
+    Ok(examples)
+}
+
+/// Tenant under which the shipped examples are stored.
+const SEED_TENANT: &str = "_seed";
+const KIND: &str = "sentiment";
+
+/// Polarity shares of the nearest labelled examples: negative, neutral, positive.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PolarityVote {
+    pub negative: f32,
+    pub neutral: f32,
+    pub positive: f32,
+}
+
+/// Nearest-neighbour vote over labelled sentiment examples, in the same
+/// vector space (and collection) as the intent examples.
+pub struct PolarityVoter {
+    collection: Arc<dyn Collection>,
+    neighbours: usize,
+    temperature: f32,
+}
+
+impl PolarityVoter {
+    pub fn new(collection: Arc<dyn Collection>, settings: &SentimentSettings) -> PolarityVoter {
+        PolarityVoter {
+            collection,
+            neighbours: settings.neighbours,
+            temperature: settings.temperature.max(1e-3),
+        }
+    }
+
+    /// Stores labelled examples, embedding only new or changed ones.
+    pub fn ingest(
+        &self,
+        embedder: &dyn Embedder,
+        examples: &[SentimentExample],
+    ) -> anyhow::Result<IngestReport> {
+        let documents: Vec<Document> = examples
+            .iter()
+            .map(|example| Document {
+                key: format!(
+                    "{KIND}/{}/{}/{}",
+                    example.language,
+                    example.polarity.as_str(),
+                    example.text
+                ),
+                text: example.text.clone(),
+                language: example.language.clone(),
+                payload: sentiment_payload(example.polarity),
+            })
+            .collect();
+        let scope = Filter::default()
+            .field("tenant", SEED_TENANT)
+            .field("kind", KIND);
+        sync_documents(
+            self.collection.as_ref(),
+            embedder,
+            TextKind::Query,
+            None,
+            SEED_TENANT,
+            &scope,
+            &documents,
+        )
+    }
+
+    /// The vote of the examples nearest to `vector`; `None` when there are none.
+    pub fn vote(&self, vector: &[f32]) -> anyhow::Result<Option<PolarityVote>> {
+        let neighbours = self.collection.search_dense(
+            vector,
+            &Filter::default().field("kind", KIND),
+            self.neighbours,
+        )?;
+        let top = neighbours.first().map_or(0.0, |n| n.score);
+        let mut shares = [0.0f32; 3];
+        for neighbour in &neighbours {
+            let Some(polarity) = neighbour
+                .payload
+                .get("polarity")
+                .and_then(Value::as_str)
+                .and_then(Polarity::parse)
+            else {
+                continue;
+            };
+            let slot = match polarity {
+                Polarity::Negative => 0,
+                Polarity::Neutral => 1,
+                Polarity::Positive => 2,
+            };
+            shares[slot] += ((neighbour.score - top) / self.temperature).exp();
+        }
+        let total: f32 = shares.iter().sum();
+        if total <= 0.0 {
+            return Ok(None);
+        }
+        let [negative, neutral, positive] = shares.map(|s| s / total);
+        Ok(Some(PolarityVote {
+            negative,
+            neutral,
+            positive,
+        }))
+    }
+}
+
+/// The payload of a labelled sentiment example point.
+pub fn sentiment_payload(polarity: Polarity) -> Map<String, Value> {
+    let mut payload = Map::new();
+    payload.insert("kind".into(), KIND.into());
+    payload.insert("polarity".into(), polarity.as_str().into());
+    payload
+}
+
+/// Threshold of the score beyond which a text is no longer neutral.
+const POLAR: f32 = 0.2;
+
+/// The lexical reading with the examples' vote added as evidence: the vote
+/// moves the score by up to `weight` (in the lexicon's logit units), so a
+/// text with no telling word takes the polarity of the texts it resembles,
+/// while strong words still outweigh a lukewarm vote. Emotions stay lexical.
+pub fn with_vote(lexical: &Sentiment, vote: &PolarityVote, weight: f32) -> Sentiment {
+    let evidence = lexical.score.clamp(-0.999, 0.999).atanh();
+    let score = (evidence + weight * (vote.positive - vote.negative)).tanh();
+    Sentiment {
+        label: label_of(score),
+        score,
+        emotions: lexical.emotions.clone(),
+    }
+}
+
+fn label_of(score: f32) -> Polarity {
+    if score <= -POLAR {
+        Polarity::Negative
+    } else if score >= POLAR {
+        Polarity::Positive
+    } else {
+        Polarity::Neutral
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::store::{EdgeCollection, Point};
+
+    fn knowledge_dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("knowledge-base")
+    }
+
+    fn lexical() -> LexicalSentiment {
+        LexicalSentiment::new(Arc::new(
+            Signals::load(&knowledge_dir().join("signals")).unwrap(),
+        ))
+    }
+
+    #[test]
+    fn lexicon_reads_words_emoji_and_threats() {
+        let sentiment = lexical();
+        let happy = sentiment.analyze("Arrived fast, great quality, thank you! 😊", "en");
+        assert_eq!(happy.label, Polarity::Positive);
+        let angry = sentiment.analyze(
+            "This is UNACCEPTABLE. Refund me or I file a chargeback!!!",
+            "en",
+        );
+        assert_eq!(angry.label, Polarity::Negative);
+        assert!(angry.emotion(EmotionKind::Threat) >= 0.8);
+        assert!(angry.emotion(EmotionKind::Anger) > 0.0);
+        let plain = sentiment.analyze("Do you ship to Canada?", "en");
+        assert_eq!(plain.label, Polarity::Neutral);
+        assert!(plain.emotions.is_empty());
+    }
+
+    #[test]
+    fn vote_decides_a_text_without_telling_words_but_not_against_strong_ones() {
+        let neutral = Sentiment {
+            label: Polarity::Neutral,
+            score: 0.0,
+            emotions: Vec::new(),
+        };
+        let negative_vote = PolarityVote {
+            negative: 0.8,
+            neutral: 0.2,
+            positive: 0.0,
+        };
+        let refined = with_vote(&neutral, &negative_vote, 1.0);
+        assert_eq!(refined.label, Polarity::Negative);
+        assert!(refined.score < -0.5);
+
+        let delighted = Sentiment {
+            label: Polarity::Positive,
+            score: 0.9,
+            emotions: Vec::new(),
+        };
+        let lukewarm = PolarityVote {
+            negative: 0.5,
+            neutral: 0.5,
+            positive: 0.0,
+        };
+        assert_eq!(
+            with_vote(&delighted, &lukewarm, 1.0).label,
+            Polarity::Positive
+        );
+        // At the default weight the vote alone is polar, never "upset".
+        let default_weight = crate::config::Settings::defaults().sentiment.vote_weight;
+        let unanimous = PolarityVote {
+            negative: 1.0,
+            neutral: 0.0,
+            positive: 0.0,
+        };
+        let voted = with_vote(&neutral, &unanimous, default_weight);
+        assert_eq!(voted.label, Polarity::Negative);
+        assert!(!voted.is_upset(), "{voted:?}");
+        // A vote of weight zero changes nothing.
+        assert_eq!(
+            with_vote(&neutral, &negative_vote, 0.0).label,
+            Polarity::Neutral
+        );
+    }
+
+    #[test]
+    fn voter_weighs_the_nearest_examples_most() {
+        let dir = tempfile::tempdir().unwrap();
+        let collection = Arc::new(EdgeCollection::open(&dir.path().join("c"), 2).unwrap());
+        let point = |id: u64, dense: Vec<f32>, polarity| Point {
+            id,
+            dense,
+            sparse: None,
+            payload: sentiment_payload(polarity),
+        };
+        collection
+            .upsert(vec![
+                point(1, vec![1.0, 0.0], Polarity::Negative),
+                point(2, vec![0.98, 0.2], Polarity::Negative),
+                point(3, vec![0.0, 1.0], Polarity::Positive),
+                point(4, vec![0.6, 0.8], Polarity::Neutral),
+            ])
+            .unwrap();
+        let settings = SentimentSettings {
+            neighbours: 4,
+            temperature: 0.05,
+            vote_weight: 1.0,
+        };
+        let voter = PolarityVoter::new(collection, &settings);
+        let vote = voter.vote(&[0.99, 0.1]).unwrap().unwrap();
+        assert!(vote.negative > 0.9, "{vote:?}");
+        let vote = voter.vote(&[0.1, 0.99]).unwrap().unwrap();
+        assert!(
+            vote.positive > vote.neutral && vote.neutral > vote.negative,
+            "{vote:?}"
+        );
+    }
+
+    #[test]
+    fn shipped_examples_cover_every_polarity_in_the_market_languages() {
+        let examples = load_sentiment_examples(&knowledge_dir().join("sentiment")).unwrap();
+        for language in [
+            "en", "de", "fr", "es", "it", "pt", "nl", "pl", "ja", "zh", "ko", "id", "ms",
+        ] {
+            for polarity in [Polarity::Negative, Polarity::Neutral, Polarity::Positive] {
+                let n = examples
+                    .iter()
+                    .filter(|e| e.language == language && e.polarity == polarity)
+                    .count();
+                assert!(n >= 20, "{language} has {n} {} examples", polarity.as_str());
+            }
+        }
     }
 }

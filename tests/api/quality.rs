@@ -1,31 +1,54 @@
-//! Triage quality on the multilingual evaluation set, through the same code
-//! as `firstreply eval`: the issue's targets, held as regression floors.
+//! Triage quality on the two multilingual evaluation sets, through the same
+//! code as `firstreply eval`, held as regression floors. The development set
+//! is what examples and settings were tuned on; the hold-out set was written
+//! apart and measured once, so its figures are the ones to expect on unseen
+//! inquiries (README, "Measuring quality").
 
-use firstreply::eval::{evaluate, read_labelled};
+use firstreply::eval::{evaluate, read_labelled, Summary};
 
 use crate::helpers::{pipeline, repo};
 
-#[test]
-fn multilingual_triage_meets_its_targets() {
-    let rows = read_labelled(&repo().join("tests/data/eval-multilingual.jsonl")).unwrap();
+/// Floors a little under what a set measures today.
+struct Floors {
+    macro_f1: f64,
+    language_macro_f1: f64,
+    p1_recall: f64,
+    auto_reply_precision: f64,
+    auto_reply_coverage: f64,
+    ece: f64,
+    polarity: f64,
+    /// Per language, for the languages the sentiment target names.
+    language_polarity: f64,
+}
+
+fn check(file: &str, floors: &Floors) {
+    let rows = read_labelled(&repo().join("tests/data").join(file)).unwrap();
     let evaluation = evaluate(&pipeline(), &rows, 1).unwrap();
-    let summary = evaluation.summary();
+    let summary: Summary = evaluation.summary();
     let report = evaluation.render();
-    println!("{report}");
-    let floors = [
-        ("intent macro-F1", summary.macro_f1, MACRO_F1),
-        ("P1 recall", summary.p1_recall, P1_RECALL),
-        ("auto-reply precision", summary.auto_reply_precision, 0.98),
-        ("auto-reply coverage", summary.auto_reply_coverage, 0.5),
+    println!("{file}\n{report}");
+    let checks = [
+        ("intent macro-F1", summary.macro_f1, floors.macro_f1),
+        ("P1 recall", summary.p1_recall, floors.p1_recall),
+        (
+            "auto-reply precision",
+            summary.auto_reply_precision,
+            floors.auto_reply_precision,
+        ),
+        (
+            "auto-reply coverage",
+            summary.auto_reply_coverage,
+            floors.auto_reply_coverage,
+        ),
         (
             "calibration error (lower is better)",
             1.0 - summary.ece,
-            1.0 - ECE,
+            1.0 - floors.ece,
         ),
         (
             "sentiment polarity",
             summary.polarity_accuracy.unwrap(),
-            POLARITY,
+            floors.polarity,
         ),
         (
             "language identification",
@@ -33,25 +56,67 @@ fn multilingual_triage_meets_its_targets() {
             0.98,
         ),
     ];
-    for (name, value, floor) in floors {
-        assert!(value >= floor, "{name}: {value:.3} < {floor}\n{report}");
+    for (name, value, floor) in checks {
+        assert!(
+            value >= floor,
+            "{file}: {name}: {value:.3} < {floor}\n{report}"
+        );
     }
+    assert_eq!(summary.per_language.len(), 13, "{file}: 13 languages");
     for (language, figures) in &summary.per_language {
         assert!(
-            figures.macro_f1 >= LANGUAGE_MACRO_F1,
-            "{language}: macro-F1 {:.3} < {LANGUAGE_MACRO_F1}\n{report}",
-            figures.macro_f1
+            figures.macro_f1 >= floors.language_macro_f1,
+            "{file}: {language}: macro-F1 {:.3} < {}\n{report}",
+            figures.macro_f1,
+            floors.language_macro_f1
         );
+        if ["en", "de", "fr", "es", "ja", "zh"].contains(&language.as_str()) {
+            let polarity = figures.polarity_accuracy.unwrap();
+            assert!(
+                polarity >= floors.language_polarity,
+                "{file}: {language}: polarity {polarity:.3} < {}\n{report}",
+                floors.language_polarity
+            );
+        }
     }
 }
 
-// Floors a little under what the set measures today (README, "Measuring
-// quality"). Where a floor is under the issue's target, the target is not met
-// yet: P1 recall (target 0.97, measured 0.94) and sentiment polarity (target
-// 0.85, measured 0.57: the lexicon misses implicit complaints such as "still
-// not arrived").
-const MACRO_F1: f64 = 0.85;
-const LANGUAGE_MACRO_F1: f64 = 0.75;
-const P1_RECALL: f64 = 0.9;
-const ECE: f64 = 0.1;
-const POLARITY: f64 = 0.5;
+#[test]
+fn development_set_holds_its_tuned_figures() {
+    // Measured: macro-F1 0.950, P1 recall 0.958, auto-reply 1.000 / 0.833,
+    // ECE 0.025, polarity 0.932, every language ≥ 0.84.
+    check(
+        "eval-multilingual.jsonl",
+        &Floors {
+            macro_f1: 0.93,
+            language_macro_f1: 0.8,
+            p1_recall: 0.94,
+            auto_reply_precision: 0.98,
+            auto_reply_coverage: 0.75,
+            ece: 0.05,
+            polarity: 0.9,
+            language_polarity: 0.8,
+        },
+    );
+}
+
+#[test]
+fn hold_out_set_holds_its_unseen_figures() {
+    // Measured once, before anything was tuned on it: macro-F1 0.900, P1
+    // recall 0.948, auto-reply 0.964 / 0.692, ECE 0.029, polarity 0.914,
+    // Korean macro-F1 0.707 the lowest. Under the issue's targets where the
+    // README says so.
+    check(
+        "eval-multilingual-holdout.jsonl",
+        &Floors {
+            macro_f1: 0.88,
+            language_macro_f1: 0.68,
+            p1_recall: 0.93,
+            auto_reply_precision: 0.95,
+            auto_reply_coverage: 0.65,
+            ece: 0.05,
+            polarity: 0.88,
+            language_polarity: 0.75,
+        },
+    );
+}
