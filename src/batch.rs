@@ -4,7 +4,8 @@
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context;
 use chrono::Utc;
@@ -29,12 +30,14 @@ pub struct BatchSummary {
     pub failed: usize,
 }
 
-/// Reads `input`, writes one JSON line per inquiry to `output` (or stdout).
+/// Reads `input`, writes one JSON line per inquiry to `output` (or stdout),
+/// with `jobs` inquiries in flight at once.
 pub fn run_batch(
     pipeline: &Arc<Pipeline>,
     mode: BatchMode,
     input: &Path,
     output: Option<&Path>,
+    jobs: usize,
 ) -> anyhow::Result<BatchSummary> {
     let text =
         std::fs::read_to_string(input).with_context(|| format!("reading {}", input.display()))?;
@@ -55,30 +58,53 @@ pub fn run_batch(
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let mut summary = BatchSummary::default();
-    for (index, line) in lines {
-        let result = process_line(pipeline, mode, line);
-        let value = match result {
-            Ok(value) => value,
-            Err((id, error)) => {
-                summary.failed += 1;
-                error_line(index + 1, id, &error)
+    // Lines of a window run on `jobs` threads, so the embedding worker can
+    // batch them; results are written in input order.
+    for window in lines.chunks(WINDOW) {
+        let next = AtomicUsize::new(0);
+        let results: Vec<Mutex<Option<Processed>>> =
+            window.iter().map(|_| Mutex::new(None)).collect();
+        std::thread::scope(|scope| {
+            for _ in 0..jobs.clamp(1, window.len()) {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((_, line)) = window.get(i) else {
+                        break;
+                    };
+                    let result = process_line(pipeline, mode, line);
+                    *results[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
+                });
             }
-        };
-        serde_json::to_writer(&mut out, &value)?;
-        out.write_all(b"\n")?;
-        summary.processed += 1;
-        progress.inc(1);
+        });
+        for ((index, _), result) in window.iter().zip(results) {
+            let result = result
+                .into_inner()
+                .unwrap_or_else(PoisonError::into_inner)
+                .unwrap_or_else(|| Err((None, ApiError::Internal("not processed".into()))));
+            let value = match result {
+                Ok(value) => value,
+                Err((id, error)) => {
+                    summary.failed += 1;
+                    error_line(index + 1, id, &error)
+                }
+            };
+            serde_json::to_writer(&mut out, &value)?;
+            out.write_all(b"\n")?;
+            summary.processed += 1;
+            progress.inc(1);
+        }
     }
     out.flush()?;
     progress.finish_and_clear();
     Ok(summary)
 }
 
-fn process_line(
-    pipeline: &Pipeline,
-    mode: BatchMode,
-    line: &str,
-) -> Result<serde_json::Value, (Option<String>, ApiError)> {
+/// Lines processed at a time; bounds memory, keeps output order simple.
+const WINDOW: usize = 64;
+
+type Processed = Result<serde_json::Value, (Option<String>, ApiError)>;
+
+fn process_line(pipeline: &Pipeline, mode: BatchMode, line: &str) -> Processed {
     let parsed: api::Inquiry = serde_json::from_str(line).map_err(|e| {
         let id = serde_json::from_str::<serde_json::Value>(line)
             .ok()

@@ -45,6 +45,9 @@ pub enum Command {
         /// Output file; standard output when omitted.
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Inquiries in flight at once (their embeddings share batches).
+        #[arg(long, default_value_t = 8)]
+        jobs: usize,
     },
     /// Handle a JSONL file of inquiries: acknowledgement, triage and outcome per line.
     Handle {
@@ -52,6 +55,9 @@ pub enum Command {
         input: PathBuf,
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Inquiries in flight at once (their embeddings share batches).
+        #[arg(long, default_value_t = 8)]
+        jobs: usize,
     },
     /// Measure intent, tier, sentiment and language quality on a labelled
     /// CSV or JSONL file.
@@ -106,12 +112,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("binding {addr}"))?;
             crate::server::run(listener, pipeline, shutdown_signal()).await
         }
-        Command::Triage { input, output } => {
-            batch(settings, BatchMode::Triage, input, output).await
-        }
-        Command::Handle { input, output } => {
-            batch(settings, BatchMode::Handle, input, output).await
-        }
+        Command::Triage {
+            input,
+            output,
+            jobs,
+        } => batch(settings, BatchMode::Triage, input, output, jobs).await,
+        Command::Handle {
+            input,
+            output,
+            jobs,
+        } => batch(settings, BatchMode::Handle, input, output, jobs).await,
         Command::Eval {
             input,
             folds,
@@ -156,14 +166,20 @@ async fn batch(
     mode: BatchMode,
     input: PathBuf,
     output: Option<PathBuf>,
+    jobs: usize,
 ) -> anyhow::Result<()> {
     let pipeline = build(settings).await?;
-    let summary =
-        tokio::task::spawn_blocking(move || run_batch(&pipeline, mode, &input, output.as_deref()))
-            .await??;
+    let started = std::time::Instant::now();
+    let summary = tokio::task::spawn_blocking(move || {
+        run_batch(&pipeline, mode, &input, output.as_deref(), jobs)
+    })
+    .await??;
+    let seconds = started.elapsed().as_secs_f64();
     info!(
         processed = summary.processed,
         failed = summary.failed,
+        seconds,
+        per_second = summary.processed as f64 / seconds.max(1e-9),
         "batch done"
     );
     Ok(())

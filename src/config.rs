@@ -39,6 +39,8 @@ pub struct EmbeddingSettings {
     pub backend: String,
     pub model: String,
     pub max_tokens: usize,
+    /// Most texts embedded in one engine call across concurrent inquiries.
+    pub max_batch: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -16,7 +16,7 @@ use crate::domain::{
     Acknowledgement, Category, Inquiry, IntentGuess, LanguageGuess, Outcome, Sentiment, Tier,
     Triage,
 };
-use crate::embed::{CandleEmbedder, E5Embedder, Embedder, TextKind};
+use crate::embed::{BatchingEmbedder, CandleEmbedder, E5Embedder, Embedder, TextKind};
 use crate::ingest::IngestReport;
 use crate::prompts::Prompts;
 use crate::signals::Signals;
@@ -87,7 +87,7 @@ impl Pipeline {
     pub fn build(settings: Settings) -> anyhow::Result<Pipeline> {
         let prompts = Prompts::load(&settings.prompts_dir)?;
         let signals = Arc::new(Signals::load(&settings.knowledge_dir.join("signals"))?);
-        let embedder: Arc<dyn Embedder> = match settings.embedding.backend.as_str() {
+        let model: Arc<dyn Embedder> = match settings.embedding.backend.as_str() {
             "e5" => Arc::new(E5Embedder::load(
                 &settings.model_dir.join(&settings.embedding.model),
                 &settings.embedding.model,
@@ -101,6 +101,8 @@ impl Pipeline {
                 anyhow::bail!("unknown embedding backend {other:?} (expected \"e5\" or \"candle\")")
             }
         };
+        let embedder: Arc<dyn Embedder> =
+            Arc::new(BatchingEmbedder::new(model, settings.embedding.max_batch)?);
         let open = |name: &str| -> anyhow::Result<Arc<dyn Collection>> {
             Ok(Arc::new(EdgeCollection::open(
                 &collection_path(&settings, name, embedder.model_id()),

@@ -9,7 +9,8 @@ use chrono::Utc;
 use futures::Stream;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
@@ -130,7 +131,12 @@ pub async fn run(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(FirstReplyServer::new(FirstReplyService::new(pipeline)))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            // Without TCP_NODELAY a small first message (the acknowledgement)
+            // can wait ~40 ms for the peer's delayed ACK.
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
         .await?;
     Ok(())
 }

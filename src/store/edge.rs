@@ -5,10 +5,11 @@ use std::path::Path;
 
 use anyhow::Context;
 use qdrant_edge::{
-    Condition, Distance, EdgeConfig, EdgeShard, EdgeSparseVectorParams, EdgeVectorParams,
-    FieldCondition, Filter as EdgeFilter, Fusion, Match, Modifier, NamedQuery, NamedVectors,
-    PointId, PointInsertOperations, PointOperations, PointStruct, Prefetch, QueryEnum,
-    QueryRequest, ScoringQuery, ScrollRequest, UpdateOperation, ValueVariants, VectorInternal,
+    Condition, CreateIndex, Distance, EdgeConfig, EdgeShard, EdgeSparseVectorParams,
+    EdgeVectorParams, FieldCondition, FieldIndexOperations, Filter as EdgeFilter, Fusion, Match,
+    Modifier, NamedQuery, NamedVectors, PayloadFieldSchema, PayloadSchemaType, PointId,
+    PointInsertOperations, PointOperations, PointStruct, Prefetch, QueryEnum, QueryRequest,
+    ScoringQuery, ScrollRequest, UpdateOperation, ValueVariants, VectorInternal,
     VectorStructInternal, Vectors, WithPayloadInterface, WithVector,
 };
 use serde_json::{Map, Value};
@@ -20,6 +21,9 @@ const SPARSE: &str = "bm25";
 /// Candidates each side contributes before fusion.
 const PREFETCH: usize = 20;
 const SCROLL_PAGE: usize = 256;
+/// Payload fields every search filters on: keyword-indexed, so a filtered
+/// search does not read each point's payload.
+const INDEXED_FIELDS: [&str; 3] = ["kind", "tenant", "language"];
 
 pub struct EdgeCollection {
     shard: EdgeShard,
@@ -59,6 +63,23 @@ impl EdgeCollection {
             "vector store {} holds {stored:?}-dimensional vectors, the model makes {dimension}",
             path.display()
         );
+        let indexed = shard.info().payload_schema;
+        for field in INDEXED_FIELDS {
+            let key = field.try_into().expect("a plain field name");
+            if indexed.contains_key(&key) {
+                continue;
+            }
+            shard
+                .update(UpdateOperation::FieldIndexOperation(
+                    FieldIndexOperations::CreateIndex(CreateIndex {
+                        field_name: key,
+                        field_schema: Some(PayloadFieldSchema::FieldType(
+                            PayloadSchemaType::Keyword,
+                        )),
+                    }),
+                ))
+                .with_context(|| format!("indexing payload field {field}"))?;
+        }
         Ok(EdgeCollection { shard })
     }
 }
