@@ -13,8 +13,9 @@ use std::time::Instant;
 
 use chrono::Utc;
 use firstreply::config::Settings;
-use firstreply::domain::{Channel, Customer, Inquiry, Order};
+use firstreply::domain::Inquiry;
 use firstreply::embed::TextKind;
+use firstreply::eval::labelled_inquiry;
 use firstreply::pipeline::Pipeline;
 use firstreply::stages::intent::IntentQuery;
 
@@ -84,25 +85,12 @@ fn inquiries() -> Vec<Inquiry> {
         .enumerate()
         .map(|(i, line)| {
             let row: serde_json::Value = serde_json::from_str(line).expect("corpus line");
-            Inquiry {
-                id: format!("bench-{i}"),
-                text: row["text"].as_str().unwrap_or_default().to_string(),
-                subject: String::new(),
-                channel: Channel::Marketplace,
-                marketplace: row["marketplace"].as_str().unwrap_or("amazon").to_string(),
-                received_at: now,
-                customer: Customer::default(),
-                order: Some(Order {
-                    order_id: Some(format!("BENCH-{i}")),
-                    status: Some("in_transit".to_string()),
-                    carrier: Some("DHL".to_string()),
-                    tracking_number: Some(format!("00340434{i:010}")),
-                    tracking_url: None,
-                    shipped_at: Some(now),
-                    estimated_delivery: None,
-                }),
-                tenant: String::new(),
-            }
+            labelled_inquiry(
+                i,
+                row["text"].as_str().unwrap_or_default(),
+                row["marketplace"].as_str().unwrap_or("amazon"),
+                now,
+            )
         })
         .collect()
 }
@@ -170,6 +158,7 @@ fn main() -> anyhow::Result<()> {
                 text: &prepared.analysed_text,
                 language: &prepared.language.code,
                 vector: &vector,
+                tenant: "",
             })
         })?;
         vote.time(1, || pipeline.refine_sentiment(&prepared, &vector))?;

@@ -7,8 +7,8 @@ use chrono_tz::Tz;
 use crate::api;
 use crate::backlog::{BacklogReport, OpenInquiry};
 use crate::domain::{
-    Acknowledgement, Category, Channel, Customer, Draft, DraftSource, Inquiry, Order, Outcome,
-    Polarity, Tier, Triage,
+    Acknowledgement, Category, Channel, Customer, Draft, DraftAction, DraftSource, Feedback,
+    Inquiry, Order, Outcome, Polarity, Tier, Triage,
 };
 use crate::error::FieldViolation;
 
@@ -34,6 +34,22 @@ fn timestamp(
             None
         }
     }
+}
+
+/// A tenant name: at most 128 of A-Z a-z 0-9 - _ . (empty is the default tenant).
+fn tenant_from_api(value: &str, violations: &mut Vec<FieldViolation>) -> String {
+    let tenant = value.trim().to_string();
+    if tenant.len() > 128
+        || !tenant
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        violations.push(FieldViolation::new(
+            "tenant",
+            "must be at most 128 of A-Z a-z 0-9 - _ .",
+        ));
+    }
+    tenant
 }
 
 /// Validates an inquiry from the wire; `now` stands in for a missing `received_at`.
@@ -83,17 +99,7 @@ pub fn inquiry_from_api(
             "must be at most 64 characters",
         ));
     }
-    let tenant = inquiry.tenant.trim().to_string();
-    if tenant.len() > 128
-        || !tenant
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        violations.push(FieldViolation::new(
-            "tenant",
-            "must be at most 128 of A-Z a-z 0-9 - _ .",
-        ));
-    }
+    let tenant = tenant_from_api(&inquiry.tenant, &mut violations);
     let received_at = timestamp(inquiry.received_at, "received_at", &mut violations).unwrap_or(now);
     let customer = customer_from_api(inquiry.customer.unwrap_or_default(), &mut violations);
     let order = inquiry
@@ -411,6 +417,117 @@ pub fn backlog_to_api(report: &BacklogReport) -> api::BacklogResponse {
                 breached: r.breached,
             })
             .collect(),
+    }
+}
+
+/// Validates an agent's feedback.
+pub fn feedback_from_api(
+    feedback: api::Feedback,
+    now: DateTime<Utc>,
+) -> Result<Feedback, Vec<FieldViolation>> {
+    let mut violations = Vec::new();
+    let inquiry_id = feedback.inquiry_id.trim().to_string();
+    if inquiry_id.is_empty() || inquiry_id.chars().count() > MAX_ID_CHARS {
+        violations.push(FieldViolation::new(
+            "inquiry_id",
+            format!("is required, at most {MAX_ID_CHARS} characters"),
+        ));
+    }
+    if feedback.text.trim().is_empty() {
+        violations.push(FieldViolation::new(
+            "text",
+            "is required and must not be blank",
+        ));
+    } else if feedback.text.len() > MAX_TEXT_BYTES {
+        violations.push(FieldViolation::new(
+            "text",
+            format!("is longer than {MAX_TEXT_BYTES} bytes"),
+        ));
+    }
+    let language = non_empty(feedback.language).map(|l| l.to_lowercase());
+    if language
+        .as_deref()
+        .is_some_and(|l| l.len() != 2 || !l.chars().all(|c| c.is_ascii_lowercase()))
+    {
+        violations.push(FieldViolation::new(
+            "language",
+            "must be an ISO 639-1 code such as \"de\"",
+        ));
+    }
+    let action = match api::DraftAction::try_from(feedback.action) {
+        Ok(api::DraftAction::Accepted) => Some(DraftAction::Accepted),
+        Ok(api::DraftAction::Edited) => Some(DraftAction::Edited),
+        Ok(api::DraftAction::Rejected) => Some(DraftAction::Rejected),
+        Ok(api::DraftAction::Unspecified) | Err(_) => {
+            violations.push(FieldViolation::new(
+                "action",
+                "must be ACCEPTED, EDITED or REJECTED",
+            ));
+            None
+        }
+    };
+    if matches!(action, Some(DraftAction::Accepted | DraftAction::Edited))
+        && feedback.final_text.trim().is_empty()
+    {
+        violations.push(FieldViolation::new(
+            "final_text",
+            "is required when the draft was accepted or edited",
+        ));
+    } else if feedback.final_text.len() > MAX_TEXT_BYTES {
+        violations.push(FieldViolation::new(
+            "final_text",
+            format!("is longer than {MAX_TEXT_BYTES} bytes"),
+        ));
+    }
+    let corrected_intent = non_empty(feedback.corrected_intent).and_then(|name| {
+        let category = Category::parse(&name);
+        if category.is_none() {
+            violations.push(FieldViolation::new(
+                "corrected_intent",
+                format!(
+                    "{name:?} is not a category; expected one of {}",
+                    Category::ALL.map(Category::as_str).join(", ")
+                ),
+            ));
+        }
+        category
+    });
+    let corrected_tier = match api::Tier::try_from(feedback.corrected_tier) {
+        Ok(api::Tier::Unspecified) => None,
+        Ok(api::Tier::P1Urgent) => Some(Tier::P1Urgent),
+        Ok(api::Tier::P2High) => Some(Tier::P2High),
+        Ok(api::Tier::P3Normal) => Some(Tier::P3Normal),
+        Ok(api::Tier::P4Low) => Some(Tier::P4Low),
+        Err(_) => {
+            violations.push(FieldViolation::new(
+                "corrected_tier",
+                format!("unknown tier {}", feedback.corrected_tier),
+            ));
+            None
+        }
+    };
+    let agent = feedback.agent.trim().to_string();
+    if agent.is_empty() || agent.chars().count() > 200 || agent.chars().any(char::is_control) {
+        violations.push(FieldViolation::new(
+            "agent",
+            "is required, at most 200 printable characters",
+        ));
+    }
+    let tenant = tenant_from_api(&feedback.tenant, &mut violations);
+    match action {
+        Some(action) if violations.is_empty() => Ok(Feedback {
+            inquiry_id,
+            text: feedback.text,
+            language,
+            action,
+            final_text: feedback.final_text,
+            corrected_intent,
+            corrected_tier,
+            agent,
+            tenant,
+            received_at: now,
+        }),
+        _ => Err(violations),
     }
 }
 

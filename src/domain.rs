@@ -256,6 +256,40 @@ impl Sentiment {
     }
 }
 
+/// What an agent did with a suggested draft.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DraftAction {
+    Accepted,
+    Edited,
+    Rejected,
+}
+
+impl DraftAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DraftAction::Accepted => "accepted",
+            DraftAction::Edited => "edited",
+            DraftAction::Rejected => "rejected",
+        }
+    }
+}
+
+/// An agent's verdict on a draft, with corrections of the triage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Feedback {
+    pub inquiry_id: String,
+    pub text: String,
+    /// The buyer's language, if the caller knows it.
+    pub language: Option<String>,
+    pub action: DraftAction,
+    pub final_text: String,
+    pub corrected_intent: Option<Category>,
+    pub corrected_tier: Option<Tier>,
+    pub agent: String,
+    pub tenant: String,
+    pub received_at: DateTime<Utc>,
+}
+
 /// A category with its probability.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IntentGuess {

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -194,27 +194,12 @@ pub fn evaluate(
         .enumerate()
         .map(|(i, row)| {
             pipeline
-                .prepare(Inquiry {
-                    id: format!("eval-{i}"),
-                    text: row.text.clone(),
-                    subject: String::new(),
-                    channel: Channel::Email,
-                    marketplace: row.marketplace.clone().unwrap_or_default(),
-                    received_at: now,
-                    customer: Customer::default(),
-                    // Every inquiry comes with a parcel in transit, so the
-                    // auto-reply rule is tested on the text alone.
-                    order: Some(Order {
-                        order_id: Some(format!("EVAL-{i}")),
-                        status: Some("in_transit".to_string()),
-                        carrier: Some("DHL".to_string()),
-                        tracking_number: Some(format!("00340434{i:010}")),
-                        tracking_url: None,
-                        shipped_at: Some(now),
-                        estimated_delivery: None,
-                    }),
-                    tenant: String::new(),
-                })
+                .prepare(labelled_inquiry(
+                    i,
+                    &row.text,
+                    row.marketplace.as_deref().unwrap_or_default(),
+                    now,
+                ))
                 .map_err(|e| anyhow::anyhow!("row {}: {e}", i + 1))
         })
         .collect::<anyhow::Result<_>>()?;
@@ -302,6 +287,30 @@ pub fn evaluate(
     Ok(Evaluation { predictions, folds })
 }
 
+/// The inquiry an evaluated (or benchmarked) text stands for. Every one comes
+/// with a parcel in transit, so the auto-reply rule is tested on the text alone.
+pub fn labelled_inquiry(i: usize, text: &str, marketplace: &str, now: DateTime<Utc>) -> Inquiry {
+    Inquiry {
+        id: format!("eval-{i}"),
+        text: text.to_string(),
+        subject: String::new(),
+        channel: Channel::Email,
+        marketplace: marketplace.to_string(),
+        received_at: now,
+        customer: Customer::default(),
+        order: Some(Order {
+            order_id: Some(format!("EVAL-{i}")),
+            status: Some("in_transit".to_string()),
+            carrier: Some("DHL".to_string()),
+            tracking_number: Some(format!("00340434{i:010}")),
+            tracking_url: None,
+            shipped_at: Some(now),
+            estimated_delivery: None,
+        }),
+        tenant: String::new(),
+    }
+}
+
 fn example_point(id: u64, vector: &[f32], category: Category) -> Point {
     Point {
         id,
@@ -322,6 +331,8 @@ fn predict(
         text: &prepared.analysed_text,
         language: &prepared.language.code,
         vector,
+        // The shipped examples alone: no tenant's corrections.
+        tenant: "",
     })?;
     let sentiment = pipeline.refine_sentiment(prepared, vector)?;
     let guess = IntentGuess {

@@ -26,6 +26,7 @@ pub mod embed;
 pub mod error;
 pub mod eval;
 pub mod ingest;
+pub mod labelled;
 pub mod pipeline;
 pub mod prompts;
 pub mod server;

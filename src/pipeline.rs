@@ -13,8 +13,8 @@ use tracing::{info, info_span, warn};
 use crate::backlog::{evaluate_backlog, BacklogReport, OpenInquiry};
 use crate::config::Settings;
 use crate::domain::{
-    Acknowledgement, Category, Inquiry, IntentGuess, LanguageGuess, Outcome, Sentiment, Tier,
-    Triage,
+    Acknowledgement, Category, Feedback, Inquiry, IntentGuess, LanguageGuess, Outcome, Sentiment,
+    Tier, Triage,
 };
 use crate::embed::{BatchingEmbedder, CandleEmbedder, E5Embedder, Embedder, TextKind};
 use crate::ingest::IngestReport;
@@ -57,6 +57,14 @@ pub struct Prepared {
     pub keyword_category: Option<Category>,
     /// Every category with a keyword in the message.
     pub keyword_categories: Vec<Category>,
+}
+
+/// What became of an agent's feedback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedbackReceipt {
+    pub feedback_id: u64,
+    /// A corrected intent now votes for the tenant's next inquiries.
+    pub learned: bool,
 }
 
 /// The triage, and what failed on the way, if anything.
@@ -296,6 +304,7 @@ impl Pipeline {
                             text: &prepared.analysed_text,
                             language: &prepared.language.code,
                             vector,
+                            tenant: self.tenant(&prepared.inquiry),
                         })
                     })
                     .map_err(|e| degraded.push(format!("intent classifier failed: {e:#}")))
@@ -441,6 +450,30 @@ impl Pipeline {
                 }
             }
         }
+    }
+
+    /// Stores an agent's feedback; a corrected intent teaches the classifier
+    /// for the feedback's tenant at once. Blocking: embeds the buyer's text.
+    pub fn submit_feedback(&self, mut feedback: Feedback) -> anyhow::Result<FeedbackReceipt> {
+        if feedback.tenant.is_empty() {
+            feedback.tenant = self.settings.default_tenant.clone();
+        }
+        let vector = self
+            .embedder
+            .embed_one(&feedback.text, TextKind::Query)
+            .context("embedding the feedback's text")?;
+        let id = self.classifier.record_feedback(&feedback, vector)?;
+        info!(
+            inquiry = %feedback.inquiry_id,
+            agent = %feedback.agent,
+            action = feedback.action.as_str(),
+            corrected_intent = feedback.corrected_intent.map(Category::as_str),
+            "feedback stored"
+        );
+        Ok(FeedbackReceipt {
+            feedback_id: id,
+            learned: feedback.corrected_intent.is_some(),
+        })
     }
 
     /// Whether the daytime rule would answer `prepared` itself with this

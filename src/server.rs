@@ -17,8 +17,8 @@ use tracing::{info, warn};
 use crate::api::first_reply_server::{FirstReply, FirstReplyServer};
 use crate::api::{self, handle_event::Event, HandleEvent};
 use crate::convert::{
-    acknowledgement_to_api, backlog_from_api, backlog_to_api, inquiry_from_api, outcome_to_api,
-    triage_to_api,
+    acknowledgement_to_api, backlog_from_api, backlog_to_api, feedback_from_api, inquiry_from_api,
+    outcome_to_api, triage_to_api,
 };
 use crate::error::ApiError;
 use crate::pipeline::{blocking, Pipeline};
@@ -59,6 +59,24 @@ impl FirstReply for FirstReplyService {
     }
 
     type HandleStream = HandleStream;
+
+    async fn submit_feedback(
+        &self,
+        request: Request<api::Feedback>,
+    ) -> Result<Response<api::FeedbackReceipt>, Status> {
+        let feedback = feedback_from_api(request.into_inner(), Utc::now())
+            .map_err(ApiError::InvalidArgument)?;
+        let receipt = blocking(&self.pipeline, move |pipeline| {
+            pipeline.submit_feedback(feedback)
+        })
+        .await
+        .and_then(|result| result)
+        .map_err(|e| ApiError::Internal(format!("{e:#}")))?;
+        Ok(Response::new(api::FeedbackReceipt {
+            feedback_id: format!("{:016x}", receipt.feedback_id),
+            learned: receipt.learned,
+        }))
+    }
 
     async fn evaluate_backlog(
         &self,

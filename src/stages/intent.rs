@@ -1,21 +1,24 @@
 //! Intent and tier. The intent is voted by the nearest labelled examples
-//! (`knowledge-base/intents/<lang>.toml`, stored in the vector store) and
-//! sharpened by lexical keywords; the tier starts from the category and is
-//! raised for threats, anger, VIP buyers and negative feedback.
+//! (`knowledge-base/intents/<lang>.toml`, stored in the vector store) and by
+//! the tenant's own agent corrections (stored there too, as they arrive),
+//! then sharpened by lexical keywords; the tier starts from the category and
+//! is raised for threats, anger and VIP buyers.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::domain::{Category, EmotionKind, Inquiry, IntentGuess, Polarity, Sentiment, Tier};
+use crate::domain::{
+    Category, EmotionKind, Feedback, Inquiry, IntentGuess, Polarity, Sentiment, Tier,
+};
 use crate::embed::{Embedder, TextKind};
-use crate::ingest::{sync_documents, Document, IngestReport};
+use crate::ingest::{point_id, sync_documents, Document, IngestReport};
+use crate::labelled::{files_in, LabelledFile};
 use crate::signals::Signals;
-use crate::store::{Collection, Filter};
+use crate::store::{Collection, Filter, Point, ScoredPoint};
 
 /// One labelled example inquiry.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,25 +28,10 @@ pub struct Example {
     pub text: String,
 }
 
-#[derive(Debug, Deserialize)]
-struct ExamplesFile {
-    language: String,
-    examples: HashMap<String, Vec<String>>,
-}
-
 /// Reads every `<lang>.toml` and labelled `*.csv` of examples in `dir`.
 pub fn load_examples(dir: &Path) -> anyhow::Result<Vec<Example>> {
-    let mut paths: Vec<_> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension()
-                .is_some_and(|ext| ext == "toml" || ext == "csv")
-        })
-        .collect();
-    paths.sort();
     let mut examples = Vec::new();
-    for path in paths {
+    for path in files_in(dir, &["toml", "csv"])? {
         if path.extension().is_some_and(|ext| ext == "csv") {
             // Labelled CSV (`text`/`instruction`, `category`/`intent`, `language`), English by default.
             examples.extend(
@@ -57,9 +45,7 @@ pub fn load_examples(dir: &Path) -> anyhow::Result<Vec<Example>> {
             );
             continue;
         }
-        let text = std::fs::read_to_string(&path)?;
-        let file: ExamplesFile =
-            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let file = LabelledFile::read(&path)?;
         for (name, texts) in file.examples {
             let category = Category::parse(&name)
                 .with_context(|| format!("unknown category {name:?} in {}", path.display()))?;
@@ -80,6 +66,8 @@ pub struct IntentQuery<'a> {
     pub language: &'a str,
     /// The inquiry's embedding, shared with retrieval.
     pub vector: &'a [f32],
+    /// Whose agent corrections count; empty: none.
+    pub tenant: &'a str,
 }
 
 pub trait IntentClassifier: Send + Sync {
@@ -87,6 +75,10 @@ pub trait IntentClassifier: Send + Sync {
     /// Categories with keyword evidence, strongest first: fast enough for
     /// the acknowledgement.
     fn keyword_categories(&self, text: &str, language: &str) -> Vec<Category>;
+    /// Stores an agent's feedback durably; a corrected intent votes from the
+    /// next classification on, for the feedback's tenant only. Returns the
+    /// feedback's id.
+    fn record_feedback(&self, feedback: &Feedback, vector: Vec<f32>) -> anyhow::Result<u64>;
     /// Stores labelled examples, embedding only new or changed ones.
     fn ingest_examples(
         &self,
@@ -110,6 +102,13 @@ pub struct KnnIntentClassifier {
 
 /// Tenant under which the shipped examples are stored.
 const SEED_TENANT: &str = "_seed";
+/// A correction votes like this many labelled examples at its place.
+const CORRECTION_WEIGHT: f32 = 20.0;
+/// Share of the shipped examples' vote above which a category counts as
+/// strongly supported: one agent alone cannot overturn it.
+const STRONG_SUPPORT: f32 = 0.9;
+/// Distinct agents needed to overturn a strongly supported category.
+const AGENTS_TO_OVERTURN: usize = 2;
 /// Probability floor of the neighbour vote, so keywords can still lift a
 /// category no neighbour voted for.
 const KNN_FLOOR: f32 = 0.003;
@@ -151,19 +150,29 @@ impl IntentClassifier for KnnIntentClassifier {
             &Filter::default().field("kind", "example"),
             self.neighbours,
         )?;
+        let corrections = if query.tenant.is_empty() {
+            Vec::new()
+        } else {
+            self.collection.search_dense(
+                query.vector,
+                &Filter::default()
+                    .field("kind", CORRECTION)
+                    .field("tenant", query.tenant),
+                self.neighbours,
+            )?
+        };
         let mut logits = [f32::NEG_INFINITY; 10];
-        let top = neighbours.first().map_or(0.0, |n| n.score);
+        let top = neighbours
+            .iter()
+            .chain(&corrections)
+            .map(|n| n.score)
+            .fold(f32::NEG_INFINITY, f32::max);
+        let weight = |score: f32| ((score - top) / self.temperature).exp();
         let mut votes = [0.0f32; 10];
         for neighbour in &neighbours {
-            let Some(category) = neighbour
-                .payload
-                .get("intent")
-                .and_then(Value::as_str)
-                .and_then(Category::parse)
-            else {
-                continue;
-            };
-            votes[category.index()] += ((neighbour.score - top) / self.temperature).exp();
+            if let Some(category) = intent_of(neighbour) {
+                votes[category.index()] += weight(neighbour.score);
+            }
         }
         let total: f32 = votes.iter().sum();
         let keywords = self.keyword_hits(query.text, query.language);
@@ -182,11 +191,24 @@ impl IntentClassifier for KnnIntentClassifier {
             .map(|l| ((l - max) / self.calibration).exp())
             .collect();
         let sum: f32 = exp.iter().sum();
+        let strong = exp
+            .iter()
+            .position(|e| e / sum >= STRONG_SUPPORT)
+            .map(|i| Category::ALL[i]);
+        let corrected = correction_votes(strong, &corrections, weight);
+        let corrected_mass: f32 = corrected.iter().sum();
+        // The tenant's corrections are the agents' verdict on texts like this
+        // one, keywords included: they take their share of the vote's weight
+        // after the keywords have spoken.
+        let share = corrected_mass / (corrected_mass + total).max(f32::MIN_POSITIVE);
         let (best, p) = exp
             .iter()
+            .zip(&corrected)
+            .map(|(e, c)| {
+                (1.0 - share) * e / sum + share * c / corrected_mass.max(f32::MIN_POSITIVE)
+            })
             .enumerate()
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .map(|(i, e)| (i, e / sum))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
             .context("no categories")?;
         Ok(IntentGuess {
             category: Category::ALL[best],
@@ -207,6 +229,48 @@ impl IntentClassifier for KnnIntentClassifier {
                 .then(a.0.base_tier().cmp(&b.0.base_tier()))
         });
         found.into_iter().map(|(c, _)| c).collect()
+    }
+
+    fn record_feedback(&self, feedback: &Feedback, vector: Vec<f32>) -> anyhow::Result<u64> {
+        let id = point_id(
+            &feedback.tenant,
+            &format!("feedback/{}/{}", feedback.inquiry_id, feedback.agent),
+        );
+        let mut payload = Map::new();
+        let kind = if feedback.corrected_intent.is_some() {
+            CORRECTION
+        } else {
+            "feedback"
+        };
+        payload.insert("kind".into(), kind.into());
+        payload.insert("tenant".into(), feedback.tenant.clone().into());
+        if let Some(category) = feedback.corrected_intent {
+            payload.insert("intent".into(), category.as_str().into());
+        }
+        if let Some(tier) = feedback.corrected_tier {
+            payload.insert("tier".into(), tier.as_str().into());
+        }
+        for (key, value) in [
+            ("inquiry_id", feedback.inquiry_id.as_str()),
+            ("agent", &feedback.agent),
+            ("action", feedback.action.as_str()),
+            ("text", &feedback.text),
+            ("final_text", &feedback.final_text),
+            ("language", feedback.language.as_deref().unwrap_or("")),
+        ] {
+            payload.insert(key.into(), value.into());
+        }
+        payload.insert(
+            "received_at".into(),
+            feedback.received_at.to_rfc3339().into(),
+        );
+        self.collection.upsert(vec![Point {
+            id,
+            dense: vector,
+            sparse: None,
+            payload,
+        }])?;
+        Ok(id)
     }
 
     fn ingest_examples(
@@ -236,6 +300,58 @@ impl IntentClassifier for KnnIntentClassifier {
             &documents,
         )
     }
+}
+
+/// Payload `kind` of an agent's correction.
+const CORRECTION: &str = "correction";
+
+fn intent_of(point: &ScoredPoint) -> Option<Category> {
+    point
+        .payload
+        .get("intent")
+        .and_then(Value::as_str)
+        .and_then(Category::parse)
+}
+
+/// The votes of the tenant's corrections, beside the examples' `votes`. Each
+/// agent counts once per category (their nearest correction), as
+/// `CORRECTION_WEIGHT` examples at its place. A category that examples and
+/// keywords support `strong`ly (a probability of `STRONG_SUPPORT` or more) is
+/// overturned only by `AGENTS_TO_OVERTURN` different agents: one agent's
+/// single correction cannot poison it.
+fn correction_votes(
+    strong: Option<Category>,
+    corrections: &[ScoredPoint],
+    weight: impl Fn(f32) -> f32,
+) -> [f32; 10] {
+    let mut corrected = [0.0f32; 10];
+    // category -> agent -> weight of that agent's nearest correction
+    let mut by_category: HashMap<Category, HashMap<&str, f32>> = HashMap::new();
+    for correction in corrections {
+        let Some(category) = intent_of(correction) else {
+            continue;
+        };
+        let agent = correction
+            .payload
+            .get("agent")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let w = CORRECTION_WEIGHT * weight(correction.score);
+        let slot = by_category
+            .entry(category)
+            .or_default()
+            .entry(agent)
+            .or_insert(0.0);
+        *slot = slot.max(w);
+    }
+    for (category, agents) in by_category {
+        let overturns = strong.is_some_and(|s| s != category);
+        if overturns && agents.len() < AGENTS_TO_OVERTURN {
+            continue;
+        }
+        corrected[category.index()] += agents.values().sum::<f32>();
+    }
+    corrected
 }
 
 /// The payload of a labelled example point: what the neighbour vote reads.
@@ -268,5 +384,50 @@ pub fn settle_category(category: Category, sentiment: &Sentiment) -> Category {
         Category::Complaint
     } else {
         category
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn correction(category: Category, agent: &str, score: f32) -> ScoredPoint {
+        let mut payload = Map::new();
+        payload.insert("intent".into(), category.as_str().into());
+        payload.insert("agent".into(), agent.into());
+        ScoredPoint {
+            id: 0,
+            score,
+            similarity: score,
+            payload,
+        }
+    }
+
+    #[test]
+    fn an_agent_counts_once_per_category_and_alone_cannot_overturn_strong_support() {
+        let weight = |score: f32| score;
+        let twice = [
+            correction(Category::RefundReturn, "ana", 0.5),
+            correction(Category::RefundReturn, "ana", 0.9),
+        ];
+        let votes = correction_votes(None, &twice, weight);
+        assert_eq!(
+            votes[Category::RefundReturn.index()],
+            CORRECTION_WEIGHT * 0.9
+        );
+
+        let strong = Some(Category::ShippingStatus);
+        assert_eq!(correction_votes(strong, &twice, weight), [0.0; 10]);
+        let two_agents = [
+            correction(Category::RefundReturn, "ana", 0.9),
+            correction(Category::RefundReturn, "ben", 0.8),
+        ];
+        let votes = correction_votes(strong, &two_agents, weight);
+        assert!((votes[Category::RefundReturn.index()] - CORRECTION_WEIGHT * 1.7).abs() < 1e-4);
+        // Agreeing with the strong category needs no second agent.
+        let agreeing = [correction(Category::ShippingStatus, "ana", 1.0)];
+        assert!(
+            correction_votes(strong, &agreeing, weight)[Category::ShippingStatus.index()] > 0.0
+        );
     }
 }

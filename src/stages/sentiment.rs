@@ -6,18 +6,17 @@
 //! Threats (chargeback, bad review, legal action) are an emotion of their
 //! own: they always raise the tier.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::config::SentimentSettings;
 use crate::domain::{EmotionKind, Polarity, Sentiment};
 use crate::embed::{Embedder, TextKind};
 use crate::ingest::{sync_documents, Document, IngestReport};
+use crate::labelled::{files_in, LabelledFile};
 use crate::signals::{LanguageSignals, Signals};
 use crate::store::{Collection, Filter};
 
@@ -170,25 +169,11 @@ pub struct SentimentExample {
     pub text: String,
 }
 
-#[derive(Debug, Deserialize)]
-struct SentimentFile {
-    language: String,
-    examples: HashMap<String, Vec<String>>,
-}
-
 /// Reads every `<lang>.toml` of sentiment examples in `dir`.
 pub fn load_sentiment_examples(dir: &Path) -> anyhow::Result<Vec<SentimentExample>> {
-    let mut paths: Vec<_> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|ext| ext == "toml"))
-        .collect();
-    paths.sort();
     let mut examples = Vec::new();
-    for path in paths {
-        let text = std::fs::read_to_string(&path)?;
-        let file: SentimentFile =
-            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    for path in files_in(dir, &["toml"])? {
+        let file = LabelledFile::read(&path)?;
         for (name, texts) in file.examples {
             let polarity = Polarity::parse(&name).with_context(|| {
                 format!(

@@ -1,5 +1,6 @@
 //! End-to-end tests over gRPC against the real server.
 
+mod feedback;
 mod helpers;
 mod quality;
 

@@ -1,0 +1,129 @@
+//! Agents teach it: feedback is validated and stored, and a corrected intent
+//! changes the tenant's next classification of a paraphrase, not anything
+//! unrelated, not another tenant's, and not, from one agent alone, a
+//! category that many examples support.
+
+use firstreply::api;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use crate::helpers::{client, inquiry};
+
+fn feedback(tenant: &str, agent: &str, text: &str, corrected: &str) -> api::Feedback {
+    api::Feedback {
+        inquiry_id: format!("{tenant}-{agent}-{}", text.len()),
+        text: text.to_string(),
+        action: api::DraftAction::Rejected as i32,
+        corrected_intent: corrected.to_string(),
+        agent: agent.to_string(),
+        tenant: tenant.to_string(),
+        ..Default::default()
+    }
+}
+
+/// A tenant new to this run: corrections are stored durably, and the test
+/// store is kept between runs.
+fn fresh_tenant(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{name}-{nanos}")
+}
+
+async fn intent_of(tenant: &str, text: &str) -> (String, f32) {
+    let mut request = inquiry("fb-triage", text);
+    request.tenant = tenant.to_string();
+    let triage = client()
+        .await
+        .triage(request)
+        .await
+        .expect("triage")
+        .into_inner();
+    let intent = triage.intent.expect("intent");
+    (intent.name, intent.confidence)
+}
+
+#[tokio::test]
+async fn bad_feedback_is_invalid_argument_naming_the_fields() {
+    let mut bad = feedback("shop-x", "ana", "  ", "refund_please");
+    bad.action = api::DraftAction::Accepted as i32;
+    let status = client().await.submit_feedback(bad).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let details = status.get_error_details();
+    let mut fields: Vec<String> = details
+        .bad_request()
+        .expect("bad request details")
+        .field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect();
+    fields.sort();
+    // Blank text, unknown category, and an accepted draft without the text sent.
+    assert_eq!(fields, ["corrected_intent", "final_text", "text"]);
+
+    let mut no_action = feedback("shop-x", "ana", "Where is my parcel?", "");
+    no_action.action = api::DraftAction::Unspecified as i32;
+    no_action.agent = String::new();
+    let status = client().await.submit_feedback(no_action).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("action"), "{status:?}");
+    assert!(status.message().contains("agent"), "{status:?}");
+}
+
+#[tokio::test]
+async fn a_correction_reclassifies_a_paraphrase_for_its_tenant_only() {
+    // A gift note is a change to the order, not a shipping question: the
+    // shipped examples read it as shipping_status.
+    let corrected = "Is it possible to put a personal message in the box, it's a present";
+    let paraphrase = "Please include a handwritten note for my mum in the parcel";
+    let unrelated = "Where is my order #5531? The tracking hasn't updated.";
+    let shop = fresh_tenant("gift-shop");
+    let shop = shop.as_str();
+    let (before, _) = intent_of(shop, paraphrase).await;
+    assert_ne!(
+        before, "order_change",
+        "the test needs a wrong reading first"
+    );
+    let (unrelated_before, _) = intent_of(shop, unrelated).await;
+
+    let receipt = client()
+        .await
+        .submit_feedback(feedback(shop, "ana", corrected, "order_change"))
+        .await
+        .expect("feedback accepted")
+        .into_inner();
+    assert!(receipt.learned);
+    assert_eq!(receipt.feedback_id.len(), 16);
+
+    let (after, confidence) = intent_of(shop, paraphrase).await;
+    assert_eq!(after, "order_change", "confidence {confidence}");
+    assert_eq!(intent_of(shop, unrelated).await.0, unrelated_before);
+    // Another tenant's triage is untouched.
+    assert_eq!(intent_of("other-shop", paraphrase).await.0, before);
+}
+
+#[tokio::test]
+async fn one_agent_cannot_overturn_a_strongly_supported_category() {
+    let corrected = "Where is my order #4471? It hasn't arrived yet.";
+    let paraphrase = "where's my order 8812, still not arrived";
+    let shop = fresh_tenant("poison-shop");
+    let shop = shop.as_str();
+    assert_eq!(intent_of(shop, paraphrase).await.0, "shipping_status");
+
+    client()
+        .await
+        .submit_feedback(feedback(shop, "mallory", corrected, "refund_return"))
+        .await
+        .expect("feedback accepted");
+    // Stored, but one agent against many examples does not count.
+    assert_eq!(intent_of(shop, paraphrase).await.0, "shipping_status");
+
+    // A second agent agreeing does, for texts as close as the corrected one.
+    client()
+        .await
+        .submit_feedback(feedback(shop, "ben", corrected, "refund_return"))
+        .await
+        .expect("feedback accepted");
+    let same_kind = "Where is my order #5120? It hasn't arrived yet.";
+    assert_eq!(intent_of(shop, same_kind).await.0, "refund_return");
+}
