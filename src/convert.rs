@@ -239,6 +239,7 @@ pub fn triage_to_api(triage: &Triage) -> api::TriageResult {
                 title: hit.title.clone(),
                 score: hit.score,
                 answer: hit.answer.clone(),
+                agent_approved: hit.agent_approved,
             })
             .collect(),
         normalized_text: triage.normalized_text.clone(),
@@ -528,6 +529,26 @@ pub fn feedback_from_api(
             received_at: now,
         }),
         _ => Err(violations),
+    }
+}
+
+/// Validates a request to remove an approved answer: (tenant, article id).
+pub fn removal_from_api(
+    request: api::RemoveApprovedAnswerRequest,
+) -> Result<(String, String), Vec<FieldViolation>> {
+    let mut violations = Vec::new();
+    let tenant = tenant_from_api(&request.tenant, &mut violations);
+    let article_id = request.article_id.trim().to_string();
+    if article_id.is_empty() || article_id.len() > MAX_ID_CHARS {
+        violations.push(FieldViolation::new(
+            "article_id",
+            format!("is required, at most {MAX_ID_CHARS} characters"),
+        ));
+    }
+    if violations.is_empty() {
+        Ok((tenant, article_id))
+    } else {
+        Err(violations)
     }
 }
 

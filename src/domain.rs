@@ -327,6 +327,8 @@ pub struct KnowledgeHit {
     pub answer: String,
     pub language: String,
     pub categories: Vec<Category>,
+    /// An agent's accepted or edited reply, not a written article.
+    pub agent_approved: bool,
 }
 
 /// The full analysis of one inquiry.

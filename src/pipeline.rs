@@ -13,8 +13,8 @@ use tracing::{info, info_span, warn};
 use crate::backlog::{evaluate_backlog, BacklogReport, OpenInquiry};
 use crate::config::Settings;
 use crate::domain::{
-    Acknowledgement, Category, Feedback, Inquiry, IntentGuess, LanguageGuess, Outcome, Sentiment,
-    Tier, Triage,
+    Acknowledgement, Category, Customer, DraftAction, Feedback, Inquiry, IntentGuess,
+    LanguageGuess, Outcome, Sentiment, Tier, Triage,
 };
 use crate::embed::{BatchingEmbedder, CandleEmbedder, E5Embedder, Embedder, TextKind};
 use crate::ingest::IngestReport;
@@ -25,7 +25,7 @@ use crate::stages::decide::{decide, DecideInput, DecideRules, Decision};
 use crate::stages::intent::{
     assign_tier, load_examples, settle_category, IntentClassifier, IntentQuery, KnnIntentClassifier,
 };
-use crate::stages::knowledge::{load_articles, KnowledgeBase, SearchRequest};
+use crate::stages::knowledge::{load_articles, ApprovedAnswer, KnowledgeBase, SearchRequest};
 use crate::stages::language::{LanguageDetector, LanguageHints, LinguaDetector};
 use crate::stages::normalize::{NormalizeError, Normalizer, TextNormalizer};
 use crate::stages::sentiment::{
@@ -60,11 +60,13 @@ pub struct Prepared {
 }
 
 /// What became of an agent's feedback.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedbackReceipt {
     pub feedback_id: u64,
     /// A corrected intent now votes for the tenant's next inquiries.
     pub learned: bool,
+    /// The id of the agent-approved answer an accepted or edited draft became.
+    pub approved_answer_id: Option<String>,
 }
 
 /// The triage, and what failed on the way, if anything.
@@ -462,18 +464,71 @@ impl Pipeline {
             .embedder
             .embed_one(&feedback.text, TextKind::Query)
             .context("embedding the feedback's text")?;
+        let sent = matches!(feedback.action, DraftAction::Accepted | DraftAction::Edited);
+        let key = format!("{}/{}", feedback.inquiry_id, feedback.agent);
+        let approved_answer_id = if sent {
+            let language = feedback.language.clone().unwrap_or_else(|| {
+                self.language
+                    .detect(
+                        &feedback.text,
+                        LanguageHints {
+                            customer: &Customer::default(),
+                            marketplace: "",
+                        },
+                    )
+                    .code
+            });
+            let category = match feedback.corrected_intent {
+                Some(category) => category,
+                None => {
+                    self.classifier
+                        .classify(&IntentQuery {
+                            text: &feedback.text,
+                            language: &language,
+                            vector: &vector,
+                            tenant: &feedback.tenant,
+                        })?
+                        .category
+                }
+            };
+            Some(self.knowledge.approve(&ApprovedAnswer {
+                tenant: &feedback.tenant,
+                key: &key,
+                question: &feedback.text,
+                answer: &feedback.final_text,
+                language: &language,
+                category,
+                agent: &feedback.agent,
+            })?)
+        } else {
+            // A later rejection of the same draft withdraws its approval.
+            self.knowledge.withdraw(&feedback.tenant, &key)?;
+            None
+        };
         let id = self.classifier.record_feedback(&feedback, vector)?;
         info!(
             inquiry = %feedback.inquiry_id,
             agent = %feedback.agent,
             action = feedback.action.as_str(),
             corrected_intent = feedback.corrected_intent.map(Category::as_str),
+            approved_answer = approved_answer_id.as_deref(),
             "feedback stored"
         );
         Ok(FeedbackReceipt {
             feedback_id: id,
             learned: feedback.corrected_intent.is_some(),
+            approved_answer_id,
         })
+    }
+
+    /// Removes an agent-approved answer; false when the tenant has none such.
+    pub fn remove_approved_answer(&self, tenant: &str, article_id: &str) -> anyhow::Result<bool> {
+        let tenant = if tenant.is_empty() {
+            &self.settings.default_tenant
+        } else {
+            tenant
+        };
+        self.knowledge.remove_approved(tenant, article_id)
     }
 
     /// Whether the daytime rule would answer `prepared` itself with this

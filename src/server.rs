@@ -18,7 +18,7 @@ use crate::api::first_reply_server::{FirstReply, FirstReplyServer};
 use crate::api::{self, handle_event::Event, HandleEvent};
 use crate::convert::{
     acknowledgement_to_api, backlog_from_api, backlog_to_api, feedback_from_api, inquiry_from_api,
-    outcome_to_api, triage_to_api,
+    outcome_to_api, removal_from_api, triage_to_api,
 };
 use crate::error::ApiError;
 use crate::pipeline::{blocking, Pipeline};
@@ -75,7 +75,23 @@ impl FirstReply for FirstReplyService {
         Ok(Response::new(api::FeedbackReceipt {
             feedback_id: format!("{:016x}", receipt.feedback_id),
             learned: receipt.learned,
+            approved_answer_id: receipt.approved_answer_id.unwrap_or_default(),
         }))
+    }
+
+    async fn remove_approved_answer(
+        &self,
+        request: Request<api::RemoveApprovedAnswerRequest>,
+    ) -> Result<Response<api::RemoveApprovedAnswerResponse>, Status> {
+        let (tenant, article_id) =
+            removal_from_api(request.into_inner()).map_err(ApiError::InvalidArgument)?;
+        let removed = blocking(&self.pipeline, move |pipeline| {
+            pipeline.remove_approved_answer(&tenant, &article_id)
+        })
+        .await
+        .and_then(|result| result)
+        .map_err(|e| ApiError::Internal(format!("{e:#}")))?;
+        Ok(Response::new(api::RemoveApprovedAnswerResponse { removed }))
     }
 
     async fn evaluate_backlog(

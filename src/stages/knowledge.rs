@@ -14,8 +14,8 @@ use serde_json::{json, Map, Value};
 use crate::bm25::Bm25;
 use crate::domain::{Category, KnowledgeHit};
 use crate::embed::{Embedder, TextKind};
-use crate::ingest::{sync_documents, Document, IngestReport};
-use crate::store::{Collection, Filter};
+use crate::ingest::{point_id, sync_documents, Document, IngestReport};
+use crate::store::{Collection, Filter, Point};
 
 /// One article as written in `knowledge-base/articles/<lang>/<id>.md`.
 #[derive(Debug, Clone, PartialEq)]
@@ -182,6 +182,60 @@ impl KnowledgeBase {
         Ok(report)
     }
 
+    /// Stores an agent's reply as an answer of the tenant's, searchable like
+    /// an article (question and answer embedded together); returns its id.
+    pub fn approve(&self, approved: &ApprovedAnswer<'_>) -> anyhow::Result<String> {
+        let id = point_id(approved.tenant, &format!("{APPROVED}/{}", approved.key));
+        let article_id = format!("{APPROVED}-{id:016x}");
+        let text = format!("{}\n{}", approved.question, approved.answer);
+        let dense = self.embedder.embed_one(&text, TextKind::Passage)?;
+        let value = json!({
+            "kind": APPROVED,
+            "tenant": approved.tenant,
+            "language": approved.language,
+            "article_id": article_id,
+            "title": format!("Reply approved by {}", approved.agent),
+            "categories": [approved.category.as_str()],
+            "answer": approved.answer,
+            "question": approved.question,
+            "agent": approved.agent,
+        });
+        let Value::Object(payload) = value else {
+            unreachable!("a JSON object literal")
+        };
+        self.collection.upsert(vec![Point {
+            id,
+            dense,
+            sparse: Some(self.bm25.document(approved.language, &text)),
+            payload,
+        }])?;
+        self.refresh_languages()?;
+        Ok(article_id)
+    }
+
+    /// Removes the answer approved under `key`, if any (the agent rejected it after all).
+    pub fn withdraw(&self, tenant: &str, key: &str) -> anyhow::Result<()> {
+        self.collection
+            .delete(&[point_id(tenant, &format!("{APPROVED}/{key}"))])
+    }
+
+    /// Removes an approved answer by its id; false when the tenant has none such.
+    pub fn remove_approved(&self, tenant: &str, article_id: &str) -> anyhow::Result<bool> {
+        let found: Vec<u64> = self
+            .collection
+            .scroll(
+                &Filter::default()
+                    .field("tenant", tenant)
+                    .field("kind", APPROVED)
+                    .field("article_id", article_id),
+            )?
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
+        self.collection.delete(&found)?;
+        Ok(!found.is_empty())
+    }
+
     /// The best articles for a query, in the buyer's language when the tenant
     /// has articles in it, otherwise in English.
     pub fn search(&self, request: &SearchRequest<'_>) -> anyhow::Result<Vec<KnowledgeHit>> {
@@ -222,6 +276,7 @@ impl KnowledgeBase {
                     answer: text("answer"),
                     language: text("language"),
                     categories,
+                    agent_approved: text("kind") == APPROVED,
                 }
             })
             .collect())
@@ -252,6 +307,22 @@ impl KnowledgeBase {
         *self.languages.write().expect("language index lock") = index;
         Ok(())
     }
+}
+
+/// Payload `kind` of an agent-approved answer.
+const APPROVED: &str = "approved";
+
+/// A reply an agent sent, offered again for similar inquiries.
+#[derive(Debug, Clone)]
+pub struct ApprovedAnswer<'a> {
+    pub tenant: &'a str,
+    /// Unique per tenant: the same key replaces the earlier answer.
+    pub key: &'a str,
+    pub question: &'a str,
+    pub answer: &'a str,
+    pub language: &'a str,
+    pub category: Category,
+    pub agent: &'a str,
 }
 
 fn payload(article: &Article) -> Map<String, Value> {

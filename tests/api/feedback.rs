@@ -3,11 +3,11 @@
 //! unrelated, not another tenant's, and not, from one agent alone, a
 //! category that many examples support.
 
-use firstreply::api;
+use firstreply::api::{self, handle_event::Event};
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::helpers::{client, inquiry};
+use crate::helpers::{client, handle, inquiry};
 
 fn feedback(tenant: &str, agent: &str, text: &str, corrected: &str) -> api::Feedback {
     api::Feedback {
@@ -126,4 +126,87 @@ async fn one_agent_cannot_overturn_a_strongly_supported_category() {
         .expect("feedback accepted");
     let same_kind = "Where is my order #5120? It hasn't arrived yet.";
     assert_eq!(intent_of(shop, same_kind).await.0, "refund_return");
+}
+
+#[tokio::test]
+async fn an_accepted_reply_is_retrieved_for_a_similar_inquiry_until_removed() {
+    let shop = fresh_tenant("candle-shop");
+    let answer = "Our soy candles burn for about 45 hours. Trim the wick to 5 mm before \
+                  each use and let the first burn reach the edges.";
+    let mut accepted = feedback(
+        &shop,
+        "ana",
+        "How long does the large soy candle burn, and how do I keep it from tunnelling?",
+        "",
+    );
+    accepted.action = api::DraftAction::Edited as i32;
+    accepted.final_text = answer.to_string();
+    accepted.language = "en".to_string();
+    let receipt = client()
+        .await
+        .submit_feedback(accepted)
+        .await
+        .expect("feedback accepted")
+        .into_inner();
+    assert!(!receipt.learned);
+    let id = receipt.approved_answer_id;
+    assert!(id.starts_with("approved-"), "{id}");
+
+    let approved_hits = |tenant: String| async move {
+        let mut request = inquiry(
+            "fb-approved",
+            "What's the burn time of the big soy candle? Mine tunnels.",
+        );
+        request.tenant = tenant;
+        let triage = client()
+            .await
+            .triage(request)
+            .await
+            .expect("triage")
+            .into_inner();
+        triage
+            .knowledge
+            .into_iter()
+            .filter(|hit| hit.agent_approved)
+            .collect::<Vec<_>>()
+    };
+    let hits = approved_hits(shop.clone()).await;
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0].article_id, id);
+    assert_eq!(hits[0].answer, answer);
+    // Another tenant never sees it.
+    assert!(approved_hits(fresh_tenant("other-shop")).await.is_empty());
+    // The draft for a person cites it and carries its text.
+    let mut similar = inquiry("fb-draft", "how many hours does the large soy candle burn?");
+    similar.tenant = shop.clone();
+    let draft = handle(similar)
+        .await
+        .into_iter()
+        .find_map(|event| match event {
+            Event::Handoff(handoff) => handoff.draft,
+            _ => None,
+        })
+        .expect("a hand-off with a draft");
+    assert!(draft.citations.contains(&id), "{draft:?}");
+    assert!(draft.text.contains("45 hours"), "{draft:?}");
+
+    let removal = api::RemoveApprovedAnswerRequest {
+        tenant: shop.clone(),
+        article_id: id.clone(),
+    };
+    let removed = client()
+        .await
+        .remove_approved_answer(removal.clone())
+        .await
+        .expect("removal")
+        .into_inner();
+    assert!(removed.removed);
+    assert!(approved_hits(shop.clone()).await.is_empty());
+    let again = client()
+        .await
+        .remove_approved_answer(removal)
+        .await
+        .expect("removal")
+        .into_inner();
+    assert!(!again.removed);
 }
