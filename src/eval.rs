@@ -12,13 +12,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::domain::{Category, Channel, Customer, Inquiry, IntentGuess, Order, Polarity, Tier};
+use crate::domain::{Category, Channel, Customer, Inquiry, Order, Polarity, Tier};
 use crate::embed::TextKind;
 use crate::ingest::point_id;
 use crate::pipeline::{Pipeline, Prepared};
 use crate::stages::intent::{
-    assign_tier, example_payload, load_examples, settle_category, Example, IntentClassifier,
-    IntentQuery, KnnIntentClassifier,
+    assign_tier, example_payload, load_examples, Example, IntentClassifier, IntentQuery,
+    KnnIntentClassifier,
 };
 use crate::stages::sentiment::load_sentiment_examples;
 use crate::store::{Collection, EdgeCollection, Point};
@@ -215,11 +215,17 @@ pub fn evaluate(
         .into_iter()
         .filter(|seed| !evaluated.contains(&seed.text.trim().to_lowercase()))
         .collect();
-    // The sentiment vote is the pipeline's own: its examples must not be evaluated.
+    // The sentiment vote is the pipeline's own: the polarity of a row that is
+    // also a sentiment example would be recalled, not measured.
     let sentiment_dir = pipeline.settings().knowledge_dir.join("sentiment");
+    let polarity_rows: HashSet<String> = rows
+        .iter()
+        .filter(|r| r.polarity.is_some())
+        .map(|r| r.text.trim().to_lowercase())
+        .collect();
     if let Some(leak) = load_sentiment_examples(&sentiment_dir)?
         .iter()
-        .find(|example| evaluated.contains(&example.text.trim().to_lowercase()))
+        .find(|example| polarity_rows.contains(&example.text.trim().to_lowercase()))
     {
         bail!(
             "{:?} is both evaluated and a sentiment example in {}: its polarity would be recalled, not measured",
@@ -335,10 +341,6 @@ fn predict(
         tenant: "",
     })?;
     let sentiment = pipeline.refine_sentiment(prepared, vector)?;
-    let guess = IntentGuess {
-        category: settle_category(guess.category, &sentiment),
-        ..guess
-    };
     let tier = assign_tier(guess.category, &sentiment, &prepared.inquiry);
     let auto_reply = pipeline.would_auto_reply(prepared, &guess, &sentiment);
     Ok(Prediction {

@@ -23,7 +23,7 @@ use crate::signals::Signals;
 use crate::stages::compose::{AckInput, AutoReplyInput, Composer};
 use crate::stages::decide::{decide, DecideInput, DecideRules, Decision};
 use crate::stages::intent::{
-    assign_tier, load_examples, settle_category, IntentClassifier, IntentQuery, KnnIntentClassifier,
+    assign_tier, load_examples, IntentClassifier, IntentQuery, KnnIntentClassifier,
 };
 use crate::stages::knowledge::{load_articles, ApprovedAnswer, KnowledgeBase, SearchRequest};
 use crate::stages::language::{LanguageDetector, LanguageHints, LinguaDetector};
@@ -259,10 +259,7 @@ impl Pipeline {
 
     /// The instant acknowledgement, from the fast stages only.
     pub fn acknowledge(&self, prepared: &Prepared, now: DateTime<Utc>) -> Acknowledgement {
-        let category = settle_category(
-            prepared.keyword_category.unwrap_or(Category::Other),
-            &prepared.sentiment,
-        );
+        let category = prepared.keyword_category.unwrap_or(Category::Other);
         let tier = assign_tier(category, &prepared.sentiment, &prepared.inquiry);
         let sla = self.sla.due(&SlaInput {
             tenant: self.tenant(&prepared.inquiry),
@@ -326,10 +323,6 @@ impl Pipeline {
                     .ok()
             })
             .unwrap_or_else(|| prepared.sentiment.clone());
-        let intent = IntentGuess {
-            category: settle_category(intent.category, &sentiment),
-            ..intent
-        };
         let knowledge = vector
             .as_ref()
             .and_then(|vector| {
