@@ -124,6 +124,31 @@ fn fingerprint(model_id: &str, kind: TextKind, document: &Document) -> String {
     format!("{:x}", hash.finalize())
 }
 
+/// Tenant under which the shipped labelled examples are stored.
+pub const SEED_TENANT: &str = "_seed";
+
+/// Makes the shipped labelled examples of payload `kind` equal `documents`,
+/// embedded as queries (they are compared with inquiries like for like).
+pub fn sync_seed_examples(
+    collection: &dyn Collection,
+    embedder: &dyn Embedder,
+    kind: &str,
+    documents: &[Document],
+) -> anyhow::Result<IngestReport> {
+    let scope = Filter::default()
+        .field("tenant", SEED_TENANT)
+        .field("kind", kind);
+    sync_documents(
+        collection,
+        embedder,
+        TextKind::Query,
+        None,
+        SEED_TENANT,
+        &scope,
+        documents,
+    )
+}
+
 /// A stable point id for a tenant's document key.
 pub fn point_id(tenant: &str, key: &str) -> u64 {
     let digest = Sha256::digest(format!("{tenant}\u{0}{key}").as_bytes());

@@ -14,8 +14,8 @@ use serde_json::{Map, Value};
 use crate::domain::{
     Category, EmotionKind, Feedback, Inquiry, IntentGuess, Polarity, Sentiment, Tier,
 };
-use crate::embed::{Embedder, TextKind};
-use crate::ingest::{point_id, sync_documents, Document, IngestReport};
+use crate::embed::Embedder;
+use crate::ingest::{point_id, sync_seed_examples, Document, IngestReport};
 use crate::labelled::{files_in, LabelledFile};
 use crate::signals::Signals;
 use crate::store::{Collection, Filter, Point, ScoredPoint};
@@ -100,8 +100,6 @@ pub struct KnnIntentClassifier {
     calibration: f32,
 }
 
-/// Tenant under which the shipped examples are stored.
-const SEED_TENANT: &str = "_seed";
 /// A correction votes like this many labelled examples at its place.
 const CORRECTION_WEIGHT: f32 = 20.0;
 /// Share of the shipped examples' vote above which a category counts as
@@ -287,18 +285,7 @@ impl IntentClassifier for KnnIntentClassifier {
                 payload: example_payload(example.category),
             })
             .collect();
-        let scope = Filter::default()
-            .field("tenant", SEED_TENANT)
-            .field("kind", "example");
-        sync_documents(
-            self.collection.as_ref(),
-            embedder,
-            TextKind::Query,
-            None,
-            SEED_TENANT,
-            &scope,
-            &documents,
-        )
+        sync_seed_examples(self.collection.as_ref(), embedder, "example", &documents)
     }
 }
 

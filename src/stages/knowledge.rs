@@ -209,7 +209,12 @@ impl KnowledgeBase {
             sparse: Some(self.bm25.document(approved.language, &text)),
             payload,
         }])?;
-        self.refresh_languages()?;
+        self.languages
+            .write()
+            .expect("language index lock")
+            .entry(approved.tenant.to_string())
+            .or_default()
+            .insert(approved.language.to_string());
         Ok(article_id)
     }
 

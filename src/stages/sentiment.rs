@@ -14,8 +14,8 @@ use serde_json::{Map, Value};
 
 use crate::config::SentimentSettings;
 use crate::domain::{EmotionKind, Polarity, Sentiment};
-use crate::embed::{Embedder, TextKind};
-use crate::ingest::{sync_documents, Document, IngestReport};
+use crate::embed::Embedder;
+use crate::ingest::{sync_seed_examples, Document, IngestReport};
 use crate::labelled::{files_in, LabelledFile};
 use crate::signals::{LanguageSignals, Signals};
 use crate::store::{Collection, Filter};
@@ -191,8 +191,6 @@ pub fn load_sentiment_examples(dir: &Path) -> anyhow::Result<Vec<SentimentExampl
     Ok(examples)
 }
 
-/// Tenant under which the shipped examples are stored.
-const SEED_TENANT: &str = "_seed";
 const KIND: &str = "sentiment";
 
 /// Polarity shares of the nearest labelled examples: negative, neutral, positive.
@@ -240,18 +238,7 @@ impl PolarityVoter {
                 payload: sentiment_payload(example.polarity),
             })
             .collect();
-        let scope = Filter::default()
-            .field("tenant", SEED_TENANT)
-            .field("kind", KIND);
-        sync_documents(
-            self.collection.as_ref(),
-            embedder,
-            TextKind::Query,
-            None,
-            SEED_TENANT,
-            &scope,
-            &documents,
-        )
+        sync_seed_examples(self.collection.as_ref(), embedder, KIND, &documents)
     }
 
     /// The vote of the examples nearest to `vector`; `None` when there are none.
