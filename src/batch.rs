@@ -15,6 +15,7 @@ use serde_json::json;
 use crate::api;
 use crate::convert::{handle_result_to_api, inquiry_from_api, triage_to_api};
 use crate::error::{ApiError, FieldViolation};
+use crate::llm::LlmWriter;
 use crate::pipeline::Pipeline;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +35,7 @@ pub struct BatchSummary {
 /// with `jobs` inquiries in flight at once.
 pub fn run_batch(
     pipeline: &Arc<Pipeline>,
+    writer: Option<&LlmWriter>,
     mode: BatchMode,
     input: &Path,
     output: Option<&Path>,
@@ -58,6 +60,9 @@ pub fn run_batch(
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let mut summary = BatchSummary::default();
+    // The LLM client is async: the batch's threads wait on the runtime it
+    // was started from.
+    let llm = writer.zip(tokio::runtime::Handle::try_current().ok());
     // Lines of a window run on `jobs` threads, so the embedding worker can
     // batch them; results are written in input order.
     for window in lines.chunks(WINDOW) {
@@ -71,7 +76,7 @@ pub fn run_batch(
                     let Some((_, line)) = window.get(i) else {
                         break;
                     };
-                    let result = process_line(pipeline, mode, line);
+                    let result = process_line(pipeline, llm.as_ref(), mode, line);
                     *results[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
                 });
             }
@@ -104,7 +109,12 @@ const WINDOW: usize = 64;
 
 type Processed = Result<serde_json::Value, (Option<String>, ApiError)>;
 
-fn process_line(pipeline: &Pipeline, mode: BatchMode, line: &str) -> Processed {
+fn process_line(
+    pipeline: &Pipeline,
+    llm: Option<&(&LlmWriter, tokio::runtime::Handle)>,
+    mode: BatchMode,
+    line: &str,
+) -> Processed {
     let parsed: api::Inquiry = serde_json::from_str(line).map_err(|e| {
         let id = serde_json::from_str::<serde_json::Value>(line)
             .ok()
@@ -131,7 +141,17 @@ fn process_line(pipeline: &Pipeline, mode: BatchMode, line: &str) -> Processed {
         BatchMode::Handle => {
             let ack = pipeline.acknowledge(&prepared, now);
             let analysis = pipeline.analyze(&prepared);
-            let outcome = pipeline.conclude(&prepared, &analysis);
+            let mut outcome = pipeline.conclude(&prepared, &analysis);
+            if let Some((writer, runtime)) = llm {
+                outcome = runtime.block_on(pipeline.write_with_llm(
+                    writer,
+                    &prepared,
+                    &analysis.triage,
+                    outcome,
+                    |_| {},
+                ));
+            }
+            pipeline.record_outcome(&analysis.triage, &prepared.inquiry, &outcome);
             serde_json::to_value(handle_result_to_api(&ack, &analysis.triage, &outcome))
         }
     };

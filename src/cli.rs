@@ -11,6 +11,7 @@ use tracing::info;
 
 use crate::batch::{run_batch, BatchMode};
 use crate::config::Settings;
+use crate::llm::LlmWriter;
 use crate::pipeline::Pipeline;
 
 #[derive(Debug, Parser)]
@@ -106,11 +107,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { addr } => {
             let addr = addr.unwrap_or_else(|| settings.server.addr.clone());
+            let llm_settings = settings.clone();
             let pipeline = build(settings).await?;
+            let writer = llm_writer(&llm_settings, &pipeline)?.map(Arc::new);
             let listener = TcpListener::bind(&addr)
                 .await
                 .with_context(|| format!("binding {addr}"))?;
-            crate::server::run(listener, pipeline, shutdown_signal()).await
+            crate::server::run(listener, pipeline, writer, shutdown_signal()).await
         }
         Command::Triage {
             input,
@@ -161,6 +164,15 @@ async fn build(settings: Settings) -> anyhow::Result<Arc<Pipeline>> {
     Ok(Arc::new(pipeline))
 }
 
+/// The LLM writer where one is configured (prompts checked either way).
+fn llm_writer(settings: &Settings, pipeline: &Pipeline) -> anyhow::Result<Option<LlmWriter>> {
+    let writer = LlmWriter::from_settings(settings, pipeline.language_detector())?;
+    if let Some(writer) = &writer {
+        info!(url = %settings.llm.url, model = writer.model(), "LLM writes drafts");
+    }
+    Ok(writer)
+}
+
 async fn batch(
     settings: Settings,
     mode: BatchMode,
@@ -168,10 +180,19 @@ async fn batch(
     output: Option<PathBuf>,
     jobs: usize,
 ) -> anyhow::Result<()> {
+    let llm_settings = settings.clone();
     let pipeline = build(settings).await?;
+    let writer = llm_writer(&llm_settings, &pipeline)?;
     let started = std::time::Instant::now();
     let summary = tokio::task::spawn_blocking(move || {
-        run_batch(&pipeline, mode, &input, output.as_deref(), jobs)
+        run_batch(
+            &pipeline,
+            writer.as_ref(),
+            mode,
+            &input,
+            output.as_deref(),
+            jobs,
+        )
     })
     .await??;
     let seconds = started.elapsed().as_secs_f64();

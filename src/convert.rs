@@ -8,9 +8,10 @@ use crate::api;
 use crate::backlog::{BacklogReport, OpenInquiry};
 use crate::domain::{
     Acknowledgement, Category, Channel, Customer, Draft, DraftAction, DraftSource, Feedback,
-    Inquiry, Order, Outcome, Polarity, Tier, Triage,
+    Inquiry, Order, Outcome, Polarity, ReasonCode, Tier, Triage,
 };
 use crate::error::FieldViolation;
+use crate::report::{Figures, Report};
 
 /// Longest accepted raw message body; the normalizer caps what it analyses.
 pub const MAX_TEXT_BYTES: usize = 256 * 1024;
@@ -255,14 +256,21 @@ pub fn acknowledgement_to_api(ack: &Acknowledgement) -> api::Acknowledgement {
     }
 }
 
+fn source_to_api(source: DraftSource) -> i32 {
+    let source = match source {
+        DraftSource::Template => api::DraftSource::Template,
+        DraftSource::Llm => api::DraftSource::Llm,
+    };
+    source as i32
+}
+
 fn draft_to_api(draft: &Draft) -> api::Draft {
     api::Draft {
         text: draft.text.clone(),
         citations: draft.citations.clone(),
-        source: match draft.source {
-            DraftSource::Template => api::DraftSource::Template,
-        } as i32,
+        source: source_to_api(draft.source),
         language: draft.language.clone(),
+        fallback_reason: draft.fallback_reason.clone().unwrap_or_default(),
     }
 }
 
@@ -273,10 +281,14 @@ pub fn outcome_to_api(outcome: &Outcome) -> api::handle_event::Event {
             text,
             citations,
             language,
+            source,
+            fallback_reason,
         } => api::handle_event::Event::AutoReply(api::AutoReply {
             text: text.clone(),
             citations: citations.clone(),
             language: language.clone(),
+            source: source_to_api(*source),
+            fallback_reason: fallback_reason.clone().unwrap_or_default(),
         }),
         Outcome::Handoff {
             reasons,
@@ -285,7 +297,11 @@ pub fn outcome_to_api(outcome: &Outcome) -> api::handle_event::Event {
             on_call,
             queued_until,
         } => api::handle_event::Event::Handoff(api::Handoff {
-            reasons: reasons.clone(),
+            reasons: reasons.iter().map(|r| r.detail.clone()).collect(),
+            reason_codes: reasons
+                .iter()
+                .map(|r| r.code.as_str().to_string())
+                .collect(),
             draft: Some(draft_to_api(draft)),
             degraded: *degraded,
             on_call: *on_call,
@@ -303,9 +319,9 @@ pub fn handle_result_to_api(
     let (auto_reply, handoff) = match outcome_to_api(outcome) {
         api::handle_event::Event::AutoReply(reply) => (Some(reply), None),
         api::handle_event::Event::Handoff(handoff) => (None, Some(handoff)),
-        api::handle_event::Event::Acknowledgement(_) | api::handle_event::Event::Triage(_) => {
-            (None, None)
-        }
+        api::handle_event::Event::Acknowledgement(_)
+        | api::handle_event::Event::Triage(_)
+        | api::handle_event::Event::DraftChunk(_) => (None, None),
     };
     api::HandleResult {
         id: triage.inquiry_id.clone(),
@@ -529,6 +545,107 @@ pub fn feedback_from_api(
             received_at: now,
         }),
         _ => Err(violations),
+    }
+}
+
+/// How far back a report reaches when the request gives no start.
+const DEFAULT_REPORT_DAYS: i64 = 7;
+
+/// Validates a report request: (tenant, from, to), `to` defaulting to `now`.
+pub fn report_from_api(
+    request: api::ReportRequest,
+    now: DateTime<Utc>,
+) -> Result<(String, DateTime<Utc>, DateTime<Utc>), Vec<FieldViolation>> {
+    let mut violations = Vec::new();
+    let tenant = tenant_from_api(&request.tenant, &mut violations);
+    let to = timestamp(request.to, "to", &mut violations).unwrap_or(now);
+    let from = timestamp(request.from, "from", &mut violations)
+        .unwrap_or(to - chrono::Duration::days(DEFAULT_REPORT_DAYS));
+    if from >= to {
+        violations.push(FieldViolation::new("from", "must be before `to`"));
+    }
+    if violations.is_empty() {
+        Ok((tenant, from, to))
+    } else {
+        Err(violations)
+    }
+}
+
+fn figures_to_api(figures: &Figures) -> api::ReportFigures {
+    let mut reasons: Vec<(&ReasonCode, &u32)> = figures.handoff_reasons.iter().collect();
+    reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    api::ReportFigures {
+        inquiries: figures.inquiries,
+        auto_replies: figures.auto_replies,
+        handoffs: figures.handoffs,
+        automation_rate: figures.automation_rate(),
+        drafts_accepted: figures.accepted,
+        drafts_edited: figures.edited,
+        drafts_rejected: figures.rejected,
+        acceptance_rate: figures.acceptance_rate(),
+        mean_edit_distance: figures.mean_edit_distance(),
+        edits_measured: figures.edits_measured,
+        handoff_reasons: reasons
+            .into_iter()
+            .map(|(code, count)| api::ReasonCount {
+                code: code.as_str().to_string(),
+                count: *count,
+            })
+            .collect(),
+    }
+}
+
+pub fn report_to_api(report: &Report) -> api::ReportResponse {
+    let slices = |by: &std::collections::BTreeMap<String, Figures>| {
+        by.iter()
+            .map(|(key, figures)| api::ReportSlice {
+                key: key.clone(),
+                figures: Some(figures_to_api(figures)),
+            })
+            .collect()
+    };
+    api::ReportResponse {
+        tenant: report.tenant.clone(),
+        from: Some(ts(report.from)),
+        to: Some(ts(report.to)),
+        overall: Some(figures_to_api(&report.overall)),
+        by_category: slices(&report.by_category),
+        by_language: slices(&report.by_language),
+    }
+}
+
+/// Validates a translation request: (text, source language if given, target).
+pub fn translation_from_api(
+    request: api::TranslateDraftRequest,
+) -> Result<(String, Option<String>, String), Vec<FieldViolation>> {
+    let mut violations = Vec::new();
+    if request.text.trim().is_empty() {
+        violations.push(FieldViolation::new(
+            "text",
+            "is required and must not be blank",
+        ));
+    } else if request.text.len() > MAX_TEXT_BYTES {
+        violations.push(FieldViolation::new(
+            "text",
+            format!("is longer than {MAX_TEXT_BYTES} bytes"),
+        ));
+    }
+    let mut language = |field: &str, value: &str| {
+        let code = value.trim().to_lowercase();
+        if crate::stages::language::language_name(&code).is_none() {
+            violations.push(FieldViolation::new(
+                field,
+                format!("{value:?} is not the ISO 639-1 code of a supported language"),
+            ));
+        }
+        code
+    };
+    let target = language("target_language", &request.target_language);
+    let source = non_empty(request.source_language).map(|s| language("source_language", &s));
+    if violations.is_empty() {
+        Ok((request.text, source, target))
+    } else {
+        Err(violations)
     }
 }
 

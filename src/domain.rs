@@ -272,6 +272,16 @@ impl DraftAction {
             DraftAction::Rejected => "rejected",
         }
     }
+
+    pub fn parse(name: &str) -> Option<DraftAction> {
+        [
+            DraftAction::Accepted,
+            DraftAction::Edited,
+            DraftAction::Rejected,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == name)
+    }
 }
 
 /// An agent's verdict on a draft, with corrections of the triage.
@@ -357,6 +367,8 @@ pub struct Acknowledgement {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DraftSource {
     Template,
+    /// Written by the configured LLM and passed by the guardrails.
+    Llm,
 }
 
 /// A suggested reply for an agent.
@@ -366,6 +378,86 @@ pub struct Draft {
     pub citations: Vec<String>,
     pub source: DraftSource,
     pub language: String,
+    /// Why the LLM's text was not used, where an LLM is configured.
+    pub fallback_reason: Option<String>,
+}
+
+/// Why an inquiry goes to a person, as a stable code for reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ReasonCode {
+    /// The buyer asks for a person.
+    HumanRequest,
+    /// The category is not one the bot answers (now).
+    CategoryNeedsPerson,
+    LowConfidence,
+    /// A dispute, bad review or legal threat.
+    Threat,
+    Upset,
+    /// The message also raises an urgent or high-tier matter.
+    MixedRequest,
+    UnsupportedLanguage,
+    /// The order is delivered, cancelled, returned or lost.
+    OrderSettled,
+    /// Neither order data nor a knowledge-base answer to ground a reply.
+    NoGrounding,
+    OutsideHours,
+    OnCall,
+    /// A dependency (model, store) failed.
+    Degraded,
+}
+
+impl ReasonCode {
+    pub const ALL: [ReasonCode; 12] = [
+        ReasonCode::HumanRequest,
+        ReasonCode::CategoryNeedsPerson,
+        ReasonCode::LowConfidence,
+        ReasonCode::Threat,
+        ReasonCode::Upset,
+        ReasonCode::MixedRequest,
+        ReasonCode::UnsupportedLanguage,
+        ReasonCode::OrderSettled,
+        ReasonCode::NoGrounding,
+        ReasonCode::OutsideHours,
+        ReasonCode::OnCall,
+        ReasonCode::Degraded,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonCode::HumanRequest => "human_request",
+            ReasonCode::CategoryNeedsPerson => "category_needs_person",
+            ReasonCode::LowConfidence => "low_confidence",
+            ReasonCode::Threat => "threat",
+            ReasonCode::Upset => "upset",
+            ReasonCode::MixedRequest => "mixed_request",
+            ReasonCode::UnsupportedLanguage => "unsupported_language",
+            ReasonCode::OrderSettled => "order_settled",
+            ReasonCode::NoGrounding => "no_grounding",
+            ReasonCode::OutsideHours => "outside_hours",
+            ReasonCode::OnCall => "on_call",
+            ReasonCode::Degraded => "degraded",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<ReasonCode> {
+        ReasonCode::ALL.into_iter().find(|c| c.as_str() == code)
+    }
+}
+
+/// One reason for a hand-off: its code and a sentence for the agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HandoffReason {
+    pub code: ReasonCode,
+    pub detail: String,
+}
+
+impl HandoffReason {
+    pub fn new(code: ReasonCode, detail: impl Into<String>) -> HandoffReason {
+        HandoffReason {
+            code,
+            detail: detail.into(),
+        }
+    }
 }
 
 /// How an inquiry ends: answered by the bot, or handed to a person.
@@ -375,9 +467,12 @@ pub enum Outcome {
         text: String,
         citations: Vec<String>,
         language: String,
+        source: DraftSource,
+        /// Why the LLM's text was not used, where an LLM is configured.
+        fallback_reason: Option<String>,
     },
     Handoff {
-        reasons: Vec<String>,
+        reasons: Vec<HandoffReason>,
         draft: Draft,
         degraded: bool,
         /// Urgent and outside the team's hours: page the on-call person.

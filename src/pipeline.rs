@@ -13,12 +13,18 @@ use tracing::{info, info_span, warn};
 use crate::backlog::{evaluate_backlog, BacklogReport, OpenInquiry};
 use crate::config::Settings;
 use crate::domain::{
-    Acknowledgement, Category, Customer, DraftAction, Feedback, Inquiry, IntentGuess,
-    LanguageGuess, Outcome, Sentiment, Tier, Triage,
+    Acknowledgement, Category, Customer, Draft, DraftAction, DraftSource, Feedback, HandoffReason,
+    Inquiry, IntentGuess, LanguageGuess, Outcome, ReasonCode, Sentiment, Tier, Triage,
 };
-use crate::embed::{BatchingEmbedder, CandleEmbedder, E5Embedder, Embedder, TextKind};
+use crate::embed::{
+    BatchingEmbedder, CandleEmbedder, E5Embedder, Embedder, OpenAiEmbedder, TextKind,
+};
+use crate::feedback::FeedbackStore;
+use crate::guard::ReplyKind;
 use crate::ingest::IngestReport;
+use crate::llm::{LlmWriter, WriteRequest};
 use crate::prompts::Prompts;
+use crate::report::{build_report, OutcomeLog, OutcomeRecord, Report, OUTCOME_DIMENSION};
 use crate::signals::Signals;
 use crate::stages::compose::{AckInput, AutoReplyInput, Composer};
 use crate::stages::decide::{decide, DecideInput, DecideRules, Decision};
@@ -80,12 +86,14 @@ pub struct Analysis {
 pub struct Pipeline {
     settings: Settings,
     normalizer: Box<dyn Normalizer>,
-    language: Box<dyn LanguageDetector>,
+    language: Arc<dyn LanguageDetector>,
     sentiment: Box<dyn SentimentAnalyzer>,
     polarity: PolarityVoter,
     embedder: Arc<dyn Embedder>,
     signals: Arc<Signals>,
     classifier: Box<dyn IntentClassifier>,
+    feedback: FeedbackStore,
+    outcomes: OutcomeLog,
     knowledge: KnowledgeBase,
     sla: PolicySla,
     composer: Composer,
@@ -107,8 +115,11 @@ impl Pipeline {
                 &settings.embedding.model,
                 settings.embedding.max_tokens,
             )?),
+            "openai" => Arc::new(OpenAiEmbedder::connect(&settings.embedding)?),
             other => {
-                anyhow::bail!("unknown embedding backend {other:?} (expected \"e5\" or \"candle\")")
+                anyhow::bail!(
+                    "unknown embedding backend {other:?} (expected \"e5\", \"candle\" or \"openai\")"
+                )
             }
         };
         let embedder: Arc<dyn Embedder> =
@@ -124,18 +135,26 @@ impl Pipeline {
         let examples = open("intents")?;
         let classifier =
             KnnIntentClassifier::new(examples.clone(), signals.clone(), &settings.intent);
-        let polarity = PolarityVoter::new(examples, &settings.sentiment);
+        let polarity = PolarityVoter::new(examples.clone(), &settings.sentiment);
+        let feedback = FeedbackStore::new(examples);
+        let outcomes = OutcomeLog::new(Arc::new(EdgeCollection::open(
+            &settings.data_dir.join("qdrant").join("outcomes"),
+            OUTCOME_DIMENSION,
+        )?));
 
+        let language: Arc<dyn LanguageDetector> = Arc::new(LinguaDetector::new(
+            settings.language.min_letters,
+            settings.language.min_confidence,
+        ));
         let pipeline = Pipeline {
             normalizer: Box::new(TextNormalizer::new(settings.normalize.max_chars)),
-            language: Box::new(LinguaDetector::new(
-                settings.language.min_letters,
-                settings.language.min_confidence,
-            )),
+            language,
             sentiment: Box::new(LexicalSentiment::new(signals.clone())),
             polarity,
             signals,
             classifier: Box::new(classifier),
+            feedback,
+            outcomes,
             knowledge,
             sla: if settings.policy_file.as_os_str().is_empty() {
                 PolicySla::builtin()
@@ -393,7 +412,11 @@ impl Pipeline {
             )
         } else {
             Decision::Handoff {
-                reasons: analysis.degraded.clone(),
+                reasons: analysis
+                    .degraded
+                    .iter()
+                    .map(|why| HandoffReason::new(ReasonCode::Degraded, why.clone()))
+                    .collect(),
             }
         };
         match decision {
@@ -408,6 +431,8 @@ impl Pipeline {
                     text: reply.text,
                     citations: reply.citations,
                     language: reply.language,
+                    source: DraftSource::Template,
+                    fallback_reason: None,
                 }
             }
             Decision::Handoff { mut reasons } => {
@@ -420,16 +445,20 @@ impl Pipeline {
                     )
                 });
                 if let Some(opening) = queued_until {
-                    reasons.push(format!(
-                        "outside the team's hours: queued for the shift opening at {} UTC, in line by tier {}",
-                        opening.format("%Y-%m-%d %H:%M"),
-                        triage.tier.as_str()
+                    reasons.push(HandoffReason::new(
+                        ReasonCode::OutsideHours,
+                        format!(
+                            "outside the team's hours: queued for the shift opening at {} UTC, in line by tier {}",
+                            opening.format("%Y-%m-%d %H:%M"),
+                            triage.tier.as_str()
+                        ),
                     ));
                 }
                 if on_call {
-                    reasons.push(
-                        "urgent outside the team's hours: page the on-call person".to_string(),
-                    );
+                    reasons.push(HandoffReason::new(
+                        ReasonCode::OnCall,
+                        "urgent outside the team's hours: page the on-call person",
+                    ));
                 }
                 Outcome::Handoff {
                     draft: self.composer.template_draft(
@@ -445,6 +474,131 @@ impl Pipeline {
                 }
             }
         }
+    }
+
+    /// The language detector, shared with the LLM's language check.
+    pub fn language_detector(&self) -> Arc<dyn LanguageDetector> {
+        self.language.clone()
+    }
+
+    /// Has the LLM write the outcome's text instead of the template: a
+    /// hand-off's draft is streamed to `on_chunk` piece by piece as it is
+    /// written and checked. Whatever fails (the LLM, or a guardrail refusing
+    /// its text) keeps the template and says why.
+    pub async fn write_with_llm(
+        &self,
+        writer: &LlmWriter,
+        prepared: &Prepared,
+        triage: &Triage,
+        outcome: Outcome,
+        on_chunk: impl FnMut(&str),
+    ) -> Outcome {
+        let llm = &self.settings.llm;
+        let order = prepared.inquiry.order.as_ref();
+        match outcome {
+            Outcome::AutoReply {
+                text,
+                citations,
+                language,
+                ..
+            } if llm.auto_replies => {
+                let knowledge: Vec<_> = triage
+                    .knowledge
+                    .iter()
+                    .filter(|hit| citations.contains(&hit.article_id))
+                    .cloned()
+                    .collect();
+                let request = WriteRequest {
+                    kind: ReplyKind::AutoReply,
+                    language: &language,
+                    buyer_text: &prepared.analysed_text,
+                    order: order.filter(|_| citations.iter().any(|c| c == "order")),
+                    knowledge: &knowledge,
+                    sentiment: &triage.sentiment,
+                    reasons: &[],
+                };
+                match writer.write(&request, |_| {}).await {
+                    Ok(written) => Outcome::AutoReply {
+                        text: written.text,
+                        citations: written.citations,
+                        language,
+                        source: DraftSource::Llm,
+                        fallback_reason: None,
+                    },
+                    Err(error) => {
+                        warn!(inquiry = %prepared.inquiry.id, %error, "LLM auto-reply not used");
+                        Outcome::AutoReply {
+                            text,
+                            citations,
+                            language,
+                            source: DraftSource::Template,
+                            fallback_reason: Some(error.to_string()),
+                        }
+                    }
+                }
+            }
+            Outcome::Handoff {
+                reasons,
+                draft,
+                degraded,
+                on_call,
+                queued_until,
+            } if llm.drafts => {
+                let request = WriteRequest {
+                    kind: ReplyKind::Draft,
+                    language: &triage.language.code,
+                    buyer_text: &prepared.analysed_text,
+                    order,
+                    knowledge: &triage.knowledge,
+                    sentiment: &triage.sentiment,
+                    reasons: &reasons,
+                };
+                let (draft, failed) = match writer.write(&request, on_chunk).await {
+                    Ok(written) => (
+                        Draft {
+                            text: written.text,
+                            citations: written.citations,
+                            source: DraftSource::Llm,
+                            language: triage.language.code.clone(),
+                            fallback_reason: None,
+                        },
+                        false,
+                    ),
+                    Err(error) => {
+                        warn!(inquiry = %prepared.inquiry.id, %error, "LLM draft not used");
+                        let failed = error.is_dependency_failure();
+                        (
+                            Draft {
+                                fallback_reason: Some(error.to_string()),
+                                ..draft
+                            },
+                            failed,
+                        )
+                    }
+                };
+                Outcome::Handoff {
+                    reasons,
+                    draft,
+                    degraded: degraded || failed,
+                    on_call,
+                    queued_until,
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// The language of `text`, without hints.
+    pub fn detect_language(&self, text: &str) -> String {
+        self.language
+            .detect(
+                text,
+                LanguageHints {
+                    customer: &Customer::default(),
+                    marketplace: "",
+                },
+            )
+            .code
     }
 
     /// Stores an agent's feedback; a corrected intent teaches the classifier
@@ -498,7 +652,7 @@ impl Pipeline {
             self.knowledge.withdraw(&feedback.tenant, &key)?;
             None
         };
-        let id = self.classifier.record_feedback(&feedback, vector)?;
+        let id = self.feedback.record(&feedback, vector)?;
         info!(
             inquiry = %feedback.inquiry_id,
             agent = %feedback.agent,
@@ -514,13 +668,49 @@ impl Pipeline {
         })
     }
 
+    /// Records what became of a handled inquiry, for the automation report;
+    /// handling the same inquiry again replaces the record.
+    pub fn record_outcome(&self, triage: &Triage, inquiry: &Inquiry, outcome: &Outcome) {
+        let (auto_reply, reasons, text) = match outcome {
+            Outcome::AutoReply { text, .. } => (true, Vec::new(), text.clone()),
+            Outcome::Handoff { reasons, draft, .. } => (
+                false,
+                reasons.iter().map(|r| r.code).collect(),
+                draft.text.clone(),
+            ),
+        };
+        let record = OutcomeRecord {
+            tenant: self.tenant(inquiry).to_string(),
+            inquiry_id: inquiry.id.clone(),
+            received_at: inquiry.received_at,
+            category: triage.intent.category,
+            language: triage.language.code.clone(),
+            auto_reply,
+            reasons,
+            text,
+        };
+        if let Err(error) = self.outcomes.record(&record) {
+            // The buyer has their answer; only the report misses one inquiry.
+            warn!(inquiry = %inquiry.id, error = %format!("{error:#}"), "outcome not recorded");
+        }
+    }
+
+    /// The tenant's automation report for `[from, to)`.
+    pub fn report(
+        &self,
+        tenant: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> anyhow::Result<Report> {
+        let tenant = self.tenant_or_default(tenant);
+        let outcomes = self.outcomes.list(tenant)?;
+        let feedback = self.feedback.list(tenant, from, to)?;
+        Ok(build_report(tenant, from, to, &outcomes, &feedback))
+    }
+
     /// Removes an agent-approved answer; false when the tenant has none such.
     pub fn remove_approved_answer(&self, tenant: &str, article_id: &str) -> anyhow::Result<bool> {
-        let tenant = if tenant.is_empty() {
-            &self.settings.default_tenant
-        } else {
-            tenant
-        };
+        let tenant = self.tenant_or_default(tenant);
         self.knowledge.remove_approved(tenant, article_id)
     }
 
@@ -578,19 +768,20 @@ impl Pipeline {
         now: DateTime<Utc>,
         open: &[OpenInquiry],
     ) -> BacklogReport {
-        let tenant = if tenant.is_empty() {
-            &self.settings.default_tenant
-        } else {
-            tenant
-        };
+        let tenant = self.tenant_or_default(tenant);
         evaluate_backlog(self.sla.policy(tenant), now, open)
     }
 
     fn tenant<'a>(&'a self, inquiry: &'a Inquiry) -> &'a str {
-        if inquiry.tenant.is_empty() {
+        self.tenant_or_default(&inquiry.tenant)
+    }
+
+    /// `tenant`, or the default tenant where it is empty.
+    fn tenant_or_default<'a>(&'a self, tenant: &'a str) -> &'a str {
+        if tenant.is_empty() {
             &self.settings.default_tenant
         } else {
-            &inquiry.tenant
+            tenant
         }
     }
 }

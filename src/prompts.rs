@@ -150,7 +150,7 @@ impl Wording {
 }
 
 /// The `{name}` placeholders in a template.
-fn placeholders(template: &str) -> Vec<&str> {
+pub(crate) fn placeholders(template: &str) -> Vec<&str> {
     let mut names = Vec::new();
     let mut rest = template;
     while let Some(open) = rest.find('{') {

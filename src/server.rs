@@ -9,7 +9,7 @@ use chrono::Utc;
 use futures::Stream;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
@@ -18,19 +18,23 @@ use crate::api::first_reply_server::{FirstReply, FirstReplyServer};
 use crate::api::{self, handle_event::Event, HandleEvent};
 use crate::convert::{
     acknowledgement_to_api, backlog_from_api, backlog_to_api, feedback_from_api, inquiry_from_api,
-    outcome_to_api, removal_from_api, triage_to_api,
+    outcome_to_api, removal_from_api, report_from_api, report_to_api, translation_from_api,
+    triage_to_api,
 };
 use crate::error::ApiError;
+use crate::llm::LlmWriter;
 use crate::pipeline::{blocking, Pipeline};
 
-/// The `FirstReply` service over a shared pipeline.
+/// The `FirstReply` service over a shared pipeline, with the LLM that
+/// writes drafts where one is configured.
 pub struct FirstReplyService {
     pipeline: Arc<Pipeline>,
+    writer: Option<Arc<LlmWriter>>,
 }
 
 impl FirstReplyService {
-    pub fn new(pipeline: Arc<Pipeline>) -> FirstReplyService {
-        FirstReplyService { pipeline }
+    pub fn new(pipeline: Arc<Pipeline>, writer: Option<Arc<LlmWriter>>) -> FirstReplyService {
+        FirstReplyService { pipeline, writer }
     }
 }
 
@@ -94,6 +98,64 @@ impl FirstReply for FirstReplyService {
         Ok(Response::new(api::RemoveApprovedAnswerResponse { removed }))
     }
 
+    async fn report(
+        &self,
+        request: Request<api::ReportRequest>,
+    ) -> Result<Response<api::ReportResponse>, Status> {
+        let (tenant, from, to) =
+            report_from_api(request.into_inner(), Utc::now()).map_err(ApiError::InvalidArgument)?;
+        let report = blocking(&self.pipeline, move |pipeline| {
+            pipeline.report(&tenant, from, to)
+        })
+        .await
+        .and_then(|result| result)
+        .map_err(|e| ApiError::Internal(format!("{e:#}")))?;
+        Ok(Response::new(report_to_api(&report)))
+    }
+
+    async fn translate_draft(
+        &self,
+        request: Request<api::TranslateDraftRequest>,
+    ) -> Result<Response<api::TranslateDraftResponse>, Status> {
+        let (text, source, target) =
+            translation_from_api(request.into_inner()).map_err(ApiError::InvalidArgument)?;
+        let Some(writer) = &self.writer else {
+            return Err(Status::failed_precondition(
+                "no LLM is configured: set FIRSTREPLY_LLM_URL (see the README)",
+            ));
+        };
+        let source = match source {
+            Some(source) => source,
+            None => {
+                let pipeline = self.pipeline.clone();
+                let sample = text.clone();
+                blocking(&pipeline, move |pipeline| pipeline.detect_language(&sample))
+                    .await
+                    .map_err(|e| ApiError::Internal(format!("{e:#}")))?
+            }
+        };
+        let result = writer.translate(&text, &source, &target).await;
+        Ok(Response::new(match result {
+            Ok(translation) => api::TranslateDraftResponse {
+                text: translation.text,
+                language: target,
+                source_language: translation.source_language,
+                translated: true,
+                fallback_reason: String::new(),
+            },
+            Err(error) => {
+                warn!(%error, "translation not used");
+                api::TranslateDraftResponse {
+                    text,
+                    language: source.clone(),
+                    source_language: source,
+                    translated: false,
+                    fallback_reason: error.to_string(),
+                }
+            }
+        }))
+    }
+
     async fn evaluate_backlog(
         &self,
         request: Request<api::BacklogRequest>,
@@ -113,36 +175,50 @@ impl FirstReply for FirstReplyService {
             inquiry_from_api(request.into_inner(), now).map_err(ApiError::InvalidArgument)?;
         let prepared = self.pipeline.prepare(inquiry).map_err(ApiError::from)?;
         let ack = self.pipeline.acknowledge(&prepared, now);
-        let (tx, rx) = mpsc::channel(4);
-        // Cannot fail: the channel is new and has room.
-        let _ = tx.try_send(event(Event::Acknowledgement(acknowledgement_to_api(&ack))));
+        // Unbounded: a handful of events, plus the pieces of an LLM draft.
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = tx.send(event(Event::Acknowledgement(acknowledgement_to_api(&ack))));
         let pipeline = self.pipeline.clone();
+        let writer = self.writer.clone();
         tokio::spawn(async move {
             let result = blocking(&pipeline, move |pipeline| {
                 let analysis = pipeline.analyze(&prepared);
                 let outcome = pipeline.conclude(&prepared, &analysis);
-                (analysis, outcome)
+                (prepared, analysis, outcome)
             })
             .await;
-            match result {
-                Ok((analysis, outcome)) => {
-                    if tx
-                        .send(event(Event::Triage(triage_to_api(&analysis.triage))))
-                        .await
-                        .is_ok()
-                    {
-                        let _ = tx.send(event(outcome_to_api(&outcome))).await;
-                    }
-                }
+            let (prepared, analysis, outcome) = match result {
+                Ok(done) => done,
                 Err(error) => {
                     warn!(error = %format!("{error:#}"), "handle failed after the acknowledgement");
-                    let _ = tx
-                        .send(Err(Status::from(ApiError::Internal(format!("{error:#}")))))
-                        .await;
+                    let _ = tx.send(Err(Status::from(ApiError::Internal(format!("{error:#}")))));
+                    return;
                 }
+            };
+            let _ = tx.send(event(Event::Triage(triage_to_api(&analysis.triage))));
+            // The LLM, if any, writes last: nothing above waited for it.
+            let outcome = match &writer {
+                Some(writer) => {
+                    pipeline
+                        .write_with_llm(writer, &prepared, &analysis.triage, outcome, |piece| {
+                            let _ = tx.send(event(Event::DraftChunk(api::DraftChunk {
+                                text: piece.to_string(),
+                            })));
+                        })
+                        .await
+                }
+                None => outcome,
+            };
+            let _ = tx.send(event(outcome_to_api(&outcome)));
+            let recorded = blocking(&pipeline, move |pipeline| {
+                pipeline.record_outcome(&analysis.triage, &prepared.inquiry, &outcome)
+            })
+            .await;
+            if let Err(error) = recorded {
+                warn!(error = %format!("{error:#}"), "outcome not recorded");
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))
     }
 }
 
@@ -150,6 +226,7 @@ impl FirstReply for FirstReplyService {
 pub async fn run(
     listener: TcpListener,
     pipeline: Arc<Pipeline>,
+    writer: Option<Arc<LlmWriter>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -164,7 +241,9 @@ pub async fn run(
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(FirstReplyServer::new(FirstReplyService::new(pipeline)))
+        .add_service(FirstReplyServer::new(FirstReplyService::new(
+            pipeline, writer,
+        )))
         .serve_with_incoming_shutdown(
             // Without TCP_NODELAY a small first message (the acknowledgement)
             // can wait ~40 ms for the peer's delayed ACK.

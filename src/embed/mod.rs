@@ -5,12 +5,14 @@
 mod batcher;
 mod candle;
 mod e5;
+mod openai;
 
 use anyhow::Context;
 
 pub use self::batcher::BatchingEmbedder;
 pub use self::candle::CandleEmbedder;
 pub use self::e5::E5Embedder;
+pub use self::openai::OpenAiEmbedder;
 
 /// What a text is, for models that embed queries and passages differently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -206,6 +206,7 @@ impl Composer {
             citations: answers.iter().map(|hit| hit.article_id.clone()).collect(),
             source: DraftSource::Template,
             language: language.to_string(),
+            fallback_reason: None,
         }
     }
 }

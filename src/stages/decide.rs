@@ -3,7 +3,9 @@
 //! language), asked calmly and classified with confidence; everything else
 //! goes to a person, with the reasons.
 
-use crate::domain::{Category, EmotionKind, Inquiry, IntentGuess, KnowledgeHit, Sentiment};
+use crate::domain::{
+    Category, EmotionKind, HandoffReason, Inquiry, IntentGuess, KnowledgeHit, ReasonCode, Sentiment,
+};
 
 #[derive(Debug, Clone, Copy)]
 pub struct DecideRules {
@@ -35,7 +37,7 @@ pub enum Decision {
         article: Option<KnowledgeHit>,
     },
     Handoff {
-        reasons: Vec<String>,
+        reasons: Vec<HandoffReason>,
     },
 }
 
@@ -53,23 +55,32 @@ pub fn decide(input: &DecideInput<'_>, rules: &DecideRules) -> Decision {
     let intent = input.intent;
     let mut reasons = Vec::new();
     if intent.category == Category::HumanRequest {
-        reasons.push("the buyer asks for a person".to_string());
+        reasons.push(HandoffReason::new(
+            ReasonCode::HumanRequest,
+            "the buyer asks for a person",
+        ));
     } else if !input.auto_reply_categories.contains(&intent.category) {
-        reasons.push(format!(
-            "intent {} is answered by a person",
-            intent.category
+        reasons.push(HandoffReason::new(
+            ReasonCode::CategoryNeedsPerson,
+            format!("intent {} is answered by a person", intent.category),
         ));
     }
     if intent.confidence < rules.min_confidence {
-        reasons.push(format!(
-            "intent confidence {:.2} is below the auto-reply threshold {:.2}",
-            intent.confidence, rules.min_confidence
+        reasons.push(HandoffReason::new(
+            ReasonCode::LowConfidence,
+            format!(
+                "intent confidence {:.2} is below the auto-reply threshold {:.2}",
+                intent.confidence, rules.min_confidence
+            ),
         ));
     }
     if input.sentiment.emotion(EmotionKind::Threat) >= 0.4 {
-        reasons.push("the buyer threatens a dispute, a bad review or legal action".to_string());
+        reasons.push(HandoffReason::new(
+            ReasonCode::Threat,
+            "the buyer threatens a dispute, a bad review or legal action",
+        ));
     } else if input.sentiment.is_upset() {
-        reasons.push("the buyer is upset".to_string());
+        reasons.push(HandoffReason::new(ReasonCode::Upset, "the buyer is upset"));
     }
     let extra: Vec<&str> = input
         .also_mentions
@@ -78,19 +89,26 @@ pub fn decide(input: &DecideInput<'_>, rules: &DecideRules) -> Decision {
         .map(|c| c.as_str())
         .collect();
     if !extra.is_empty() {
-        reasons.push(format!("the message also mentions {}", extra.join(", ")));
+        reasons.push(HandoffReason::new(
+            ReasonCode::MixedRequest,
+            format!("the message also mentions {}", extra.join(", ")),
+        ));
     }
     if !input.can_reply_in_language {
-        reasons.push(format!(
-            "no reply wording in the buyer's language ({})",
-            input.language
+        reasons.push(HandoffReason::new(
+            ReasonCode::UnsupportedLanguage,
+            format!(
+                "no reply wording in the buyer's language ({})",
+                input.language
+            ),
         ));
     }
     let order = input.inquiry.order.as_ref();
     if let Some(status) = order.and_then(|o| o.status.as_deref()) {
         if SETTLED_STATES.contains(&status) {
-            reasons.push(format!(
-                "the order is {status}: the buyer needs a person to look into it"
+            reasons.push(HandoffReason::new(
+                ReasonCode::OrderSettled,
+                format!("the order is {status}: the buyer needs a person to look into it"),
             ));
         }
     }
@@ -116,7 +134,10 @@ pub fn decide(input: &DecideInput<'_>, rules: &DecideRules) -> Decision {
         .cloned();
     if !use_order && article.is_none() {
         return Decision::Handoff {
-            reasons: vec!["no order data or knowledge-base answer to ground a reply".to_string()],
+            reasons: vec![HandoffReason::new(
+                ReasonCode::NoGrounding,
+                "no order data or knowledge-base answer to ground a reply",
+            )],
         };
     }
     Decision::AutoReply { use_order, article }

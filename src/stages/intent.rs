@@ -11,14 +11,13 @@ use std::sync::Arc;
 use anyhow::Context;
 use serde_json::{Map, Value};
 
-use crate::domain::{
-    Category, EmotionKind, Feedback, Inquiry, IntentGuess, Polarity, Sentiment, Tier,
-};
+use crate::domain::{Category, EmotionKind, Inquiry, IntentGuess, Polarity, Sentiment, Tier};
 use crate::embed::Embedder;
-use crate::ingest::{point_id, sync_seed_examples, Document, IngestReport};
+use crate::feedback::CORRECTION;
+use crate::ingest::{sync_seed_examples, Document, IngestReport};
 use crate::labelled::{files_in, LabelledFile};
 use crate::signals::Signals;
-use crate::store::{Collection, Filter, Point, ScoredPoint};
+use crate::store::{Collection, Filter, ScoredPoint};
 
 /// One labelled example inquiry.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,10 +74,6 @@ pub trait IntentClassifier: Send + Sync {
     /// Categories with keyword evidence, strongest first: fast enough for
     /// the acknowledgement.
     fn keyword_categories(&self, text: &str, language: &str) -> Vec<Category>;
-    /// Stores an agent's feedback durably; a corrected intent votes from the
-    /// next classification on, for the feedback's tenant only. Returns the
-    /// feedback's id.
-    fn record_feedback(&self, feedback: &Feedback, vector: Vec<f32>) -> anyhow::Result<u64>;
     /// Stores labelled examples, embedding only new or changed ones.
     fn ingest_examples(
         &self,
@@ -229,48 +224,6 @@ impl IntentClassifier for KnnIntentClassifier {
         found.into_iter().map(|(c, _)| c).collect()
     }
 
-    fn record_feedback(&self, feedback: &Feedback, vector: Vec<f32>) -> anyhow::Result<u64> {
-        let id = point_id(
-            &feedback.tenant,
-            &format!("feedback/{}/{}", feedback.inquiry_id, feedback.agent),
-        );
-        let mut payload = Map::new();
-        let kind = if feedback.corrected_intent.is_some() {
-            CORRECTION
-        } else {
-            "feedback"
-        };
-        payload.insert("kind".into(), kind.into());
-        payload.insert("tenant".into(), feedback.tenant.clone().into());
-        if let Some(category) = feedback.corrected_intent {
-            payload.insert("intent".into(), category.as_str().into());
-        }
-        if let Some(tier) = feedback.corrected_tier {
-            payload.insert("tier".into(), tier.as_str().into());
-        }
-        for (key, value) in [
-            ("inquiry_id", feedback.inquiry_id.as_str()),
-            ("agent", &feedback.agent),
-            ("action", feedback.action.as_str()),
-            ("text", &feedback.text),
-            ("final_text", &feedback.final_text),
-            ("language", feedback.language.as_deref().unwrap_or("")),
-        ] {
-            payload.insert(key.into(), value.into());
-        }
-        payload.insert(
-            "received_at".into(),
-            feedback.received_at.to_rfc3339().into(),
-        );
-        self.collection.upsert(vec![Point {
-            id,
-            dense: vector,
-            sparse: None,
-            payload,
-        }])?;
-        Ok(id)
-    }
-
     fn ingest_examples(
         &self,
         embedder: &dyn Embedder,
@@ -288,9 +241,6 @@ impl IntentClassifier for KnnIntentClassifier {
         sync_seed_examples(self.collection.as_ref(), embedder, "example", &documents)
     }
 }
-
-/// Payload `kind` of an agent's correction.
-const CORRECTION: &str = "correction";
 
 fn intent_of(point: &ScoredPoint) -> Option<Category> {
     point

@@ -150,6 +150,14 @@ fn iso_code(language: Language) -> String {
     code.to_string().to_lowercase()
 }
 
+/// The English name of a market language, e.g. "German" for "de".
+pub fn language_name(code: &str) -> Option<String> {
+    MARKET_LANGUAGES
+        .iter()
+        .find(|lang| iso_code(**lang) == code)
+        .map(|lang| format!("{lang:?}"))
+}
+
 fn is_market_code(code: &str) -> bool {
     MARKET_LANGUAGES.iter().any(|lang| iso_code(*lang) == code)
 }

@@ -210,3 +210,150 @@ async fn an_accepted_reply_is_retrieved_for_a_similar_inquiry_until_removed() {
         .into_inner();
     assert!(!again.removed);
 }
+
+fn slice<'a>(slices: &'a [api::ReportSlice], key: &str) -> &'a api::ReportFigures {
+    slices
+        .iter()
+        .find(|s| s.key == key)
+        .and_then(|s| s.figures.as_ref())
+        .unwrap_or_else(|| panic!("no slice {key}: {slices:?}"))
+}
+
+#[tokio::test]
+async fn report_figures_follow_a_known_sequence_of_events() {
+    let tenant = fresh_tenant("report");
+    let now = chrono::Utc::now();
+    let at = |t: chrono::DateTime<chrono::Utc>| pbjson_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: 0,
+    };
+    let sent = now - chrono::Duration::hours(1);
+    let send = |id: &str, text: &str| {
+        let mut request = inquiry(id, text);
+        request.tenant = tenant.clone();
+        request.received_at = Some(at(sent));
+        request
+    };
+    // 1: a tracked parcel: answered by the bot.
+    let mut wismo = send("r-wismo", "Where is my order 5521? It has not arrived yet.");
+    wismo.order = Some(api::Order {
+        order_id: "5521".into(),
+        status: "in_transit".into(),
+        carrier: "UPS".into(),
+        tracking_number: "1Z999AA10123456784".into(),
+        ..Default::default()
+    });
+    // 2 and 3: refunds go to a person.
+    let refund = send(
+        "r-refund",
+        "I would like to return the blender and get a refund please.",
+    );
+    let german = send(
+        "r-refund-de",
+        "Ich möchte die Lampe zurückschicken und mein Geld zurück.",
+    );
+    let mut drafts = Vec::new();
+    for request in [wismo, refund, german] {
+        let events = handle(request).await;
+        match events.last() {
+            Some(Event::Handoff(handoff)) => {
+                assert_eq!(handoff.reason_codes.len(), handoff.reasons.len());
+                assert!(
+                    handoff
+                        .reason_codes
+                        .contains(&"category_needs_person".to_string()),
+                    "{handoff:?}"
+                );
+                drafts.push(handoff.draft.clone().expect("draft").text);
+            }
+            Some(Event::AutoReply(_)) => {}
+            other => panic!("no outcome: {other:?}"),
+        }
+    }
+    assert_eq!(drafts.len(), 2, "the refunds are handed off");
+
+    let mut client = client().await;
+    let give = |inquiry_id: &str, action: api::DraftAction, final_text: String| {
+        let mut feedback = feedback(&tenant, "ana", "a buyer's text", "");
+        feedback.inquiry_id = inquiry_id.to_string();
+        feedback.action = action as i32;
+        feedback.final_text = final_text;
+        feedback
+    };
+    let edited = give(
+        "r-refund",
+        api::DraftAction::Edited,
+        format!("{} Kind regards, Ana", drafts[0]),
+    );
+    let mut rejected = give("r-refund-de", api::DraftAction::Rejected, String::new());
+    rejected.corrected_intent = "complaint".into();
+    rejected.text = "Ich möchte die Lampe zurückschicken und mein Geld zurück.".into();
+    for feedback in [edited, rejected] {
+        client.submit_feedback(feedback).await.expect("feedback");
+    }
+
+    let report = client
+        .report(api::ReportRequest {
+            tenant: tenant.clone(),
+            from: Some(at(now - chrono::Duration::hours(2))),
+            to: Some(at(now + chrono::Duration::minutes(5))),
+        })
+        .await
+        .expect("report")
+        .into_inner();
+    let all = report.overall.expect("overall");
+    assert_eq!((all.inquiries, all.auto_replies, all.handoffs), (3, 1, 2));
+    assert!((all.automation_rate - 1.0 / 3.0).abs() < 1e-6, "{all:?}");
+    assert_eq!(
+        (all.drafts_accepted, all.drafts_edited, all.drafts_rejected),
+        (0, 1, 1)
+    );
+    assert_eq!(all.acceptance_rate, 0.0);
+    // " Kind regards, Ana" appended: 18 characters.
+    assert_eq!((all.edits_measured, all.mean_edit_distance), (1, 18.0));
+    let needs_person = all
+        .handoff_reasons
+        .iter()
+        .find(|r| r.code == "category_needs_person")
+        .expect("reason counted");
+    assert_eq!(needs_person.count, 2);
+    assert_eq!(
+        slice(&report.by_category, "shipping_status").auto_replies,
+        1
+    );
+    assert_eq!(slice(&report.by_category, "refund_return").drafts_edited, 1);
+    // The agent's correction decides the category the rejection counts under.
+    assert_eq!(slice(&report.by_category, "complaint").drafts_rejected, 1);
+    assert_eq!(slice(&report.by_language, "de").inquiries, 1);
+    assert_eq!(slice(&report.by_language, "en").inquiries, 2);
+
+    // A window before any of it is empty; a reversed one is refused.
+    let earlier = client
+        .report(api::ReportRequest {
+            tenant: tenant.clone(),
+            from: Some(at(now - chrono::Duration::days(3))),
+            to: Some(at(now - chrono::Duration::days(2))),
+        })
+        .await
+        .expect("report")
+        .into_inner();
+    assert_eq!(earlier.overall.expect("overall").inquiries, 0);
+    let status = client
+        .report(api::ReportRequest {
+            tenant,
+            from: Some(at(now)),
+            to: Some(at(now - chrono::Duration::hours(1))),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let details = status.get_error_details();
+    let fields: Vec<&str> = details
+        .bad_request()
+        .expect("bad request details")
+        .field_violations
+        .iter()
+        .map(|v| v.field.as_str())
+        .collect();
+    assert_eq!(fields, ["from"]);
+}

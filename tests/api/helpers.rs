@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 use firstreply::api::first_reply_client::FirstReplyClient;
 use firstreply::api::{self, handle_event::Event};
 use firstreply::config::Settings;
+use firstreply::llm::LlmWriter;
 use firstreply::pipeline::Pipeline;
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
@@ -41,28 +42,34 @@ pub fn pipeline() -> Arc<Pipeline> {
         .clone()
 }
 
-/// The address of the shared test server, started on first use.
+/// The address of the shared test server (no LLM), started on first use.
 pub fn server() -> SocketAddr {
-    *SERVER.get_or_init(|| {
-        let pipeline = pipeline();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Runtime::new().expect("runtime");
-            runtime.block_on(async move {
-                let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-                tx.send(listener.local_addr().expect("addr"))
-                    .expect("send addr");
-                firstreply::server::run(listener, pipeline, std::future::pending())
-                    .await
-                    .expect("server runs");
-            });
+    *SERVER.get_or_init(|| spawn_server(None))
+}
+
+/// Starts another server on the shared pipeline, with `writer` as its LLM.
+pub fn spawn_server(writer: Option<Arc<LlmWriter>>) -> SocketAddr {
+    let pipeline = pipeline();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        runtime.block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            tx.send(listener.local_addr().expect("addr"))
+                .expect("send addr");
+            firstreply::server::run(listener, pipeline, writer, std::future::pending())
+                .await
+                .expect("server runs");
         });
-        rx.recv().expect("server started")
-    })
+    });
+    rx.recv().expect("server started")
 }
 
 pub async fn channel() -> Channel {
-    let addr = server();
+    channel_to(server()).await
+}
+
+pub async fn channel_to(addr: SocketAddr) -> Channel {
     Channel::from_shared(format!("http://{addr}"))
         .expect("uri")
         .connect()
@@ -86,8 +93,12 @@ pub fn inquiry(id: &str, text: &str) -> api::Inquiry {
 
 /// Every event of a Handle call, in order.
 pub async fn handle(inquiry: api::Inquiry) -> Vec<Event> {
-    let mut stream = client()
-        .await
+    handle_on(server(), inquiry).await
+}
+
+/// Every event of a Handle call to the server at `addr`, in order.
+pub async fn handle_on(addr: SocketAddr, inquiry: api::Inquiry) -> Vec<Event> {
+    let mut stream = FirstReplyClient::new(channel_to(addr).await)
         .handle(inquiry)
         .await
         .expect("handle")

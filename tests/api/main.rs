@@ -2,6 +2,7 @@
 
 mod feedback;
 mod helpers;
+mod llm;
 mod quality;
 
 use firstreply::api::{self, handle_event::Event};
