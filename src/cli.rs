@@ -110,6 +110,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let llm_settings = settings.clone();
             let pipeline = build(settings).await?;
             let writer = llm_writer(&llm_settings, &pipeline)?.map(Arc::new);
+            let metrics_addr = llm_settings.metrics.addr.trim();
+            if !metrics_addr.is_empty() {
+                let listener = TcpListener::bind(metrics_addr)
+                    .await
+                    .with_context(|| format!("binding the metrics address {metrics_addr}"))?;
+                tokio::spawn(crate::metrics::serve(listener));
+            }
             let listener = TcpListener::bind(&addr)
                 .await
                 .with_context(|| format!("binding {addr}"))?;

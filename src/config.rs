@@ -20,6 +20,7 @@ pub struct Settings {
     /// SLA and channel policy; empty means the built-in `config/policy.toml`.
     pub policy_file: PathBuf,
     pub server: ServerSettings,
+    pub metrics: MetricsSettings,
     pub embedding: EmbeddingSettings,
     pub normalize: NormalizeSettings,
     pub language: LanguageSettings,
@@ -32,6 +33,12 @@ pub struct Settings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ServerSettings {
+    pub addr: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetricsSettings {
+    /// Where `/metrics` is served; empty: not served.
     pub addr: String,
 }
 

@@ -146,51 +146,34 @@ fn iban_valid(candidate: &str) -> bool {
 /// overlapping.
 pub fn find_pii(text: &str) -> Vec<Pii> {
     let mut found: Vec<Pii> = Vec::new();
-    let free = |found: &[Pii], start: usize, end: usize| {
-        found.iter().all(|p| end <= p.start || p.end <= start)
-    };
-    for m in EMAIL.find_iter(text) {
-        found.push(Pii {
-            kind: PiiKind::Email,
-            start: m.start(),
-            end: m.end(),
-            value: m.as_str().to_string(),
-        });
-    }
-    for m in IBAN.find_iter(text) {
-        if free(&found, m.start(), m.end()) && iban_valid(m.as_str()) {
+    // Earlier kinds win where matches overlap.
+    let mut add = |kind: PiiKind, start: usize, value: &str| {
+        let end = start + value.len();
+        if found.iter().all(|p| end <= p.start || p.end <= start) {
             found.push(Pii {
-                kind: PiiKind::Iban,
-                start: m.start(),
-                end: m.end(),
-                value: m.as_str().to_string(),
+                kind,
+                start,
+                end,
+                value: value.to_string(),
             });
         }
+    };
+    for m in EMAIL.find_iter(text) {
+        add(PiiKind::Email, m.start(), m.as_str());
+    }
+    for m in IBAN.find_iter(text).filter(|m| iban_valid(m.as_str())) {
+        add(PiiKind::Iban, m.start(), m.as_str());
     }
     for m in CARD.find_iter(text) {
         let digits = digits_of(m.as_str());
-        if free(&found, m.start(), m.end()) && (13..=19).contains(&digits.len()) && luhn(&digits) {
-            found.push(Pii {
-                kind: PiiKind::Card,
-                start: m.start(),
-                end: m.end(),
-                value: m.as_str().to_string(),
-            });
+        if (13..=19).contains(&digits.len()) && luhn(&digits) {
+            add(PiiKind::Card, m.start(), m.as_str());
         }
     }
     for m in PHONE.find_iter(text) {
         let value = m.as_str().trim_end_matches(['(', ')', '.', '-', ' ']);
-        let end = m.start() + value.len();
-        if free(&found, m.start(), end)
-            && digits_of(value).len() >= 8
-            && !DATE_SHAPE.is_match(value)
-        {
-            found.push(Pii {
-                kind: PiiKind::Phone,
-                start: m.start(),
-                end,
-                value: value.to_string(),
-            });
+        if digits_of(value).len() >= 8 && !DATE_SHAPE.is_match(value) {
+            add(PiiKind::Phone, m.start(), value);
         }
     }
     found.sort_by_key(|p| p.start);

@@ -30,6 +30,7 @@ pub mod guard;
 pub mod ingest;
 pub mod labelled;
 pub mod llm;
+pub mod metrics;
 pub mod pipeline;
 pub mod prompts;
 pub mod report;

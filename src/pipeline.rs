@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -22,9 +23,12 @@ use crate::embed::{
 use crate::feedback::FeedbackStore;
 use crate::guard::ReplyKind;
 use crate::ingest::IngestReport;
-use crate::llm::{LlmWriter, WriteRequest};
+use crate::llm::{LlmWriter, WriteError, WriteRequest};
+use crate::metrics;
 use crate::prompts::Prompts;
-use crate::report::{build_report, OutcomeLog, OutcomeRecord, Report, OUTCOME_DIMENSION};
+use crate::report::{
+    build_report, edit_distance, OutcomeLog, OutcomeRecord, Report, OUTCOME_DIMENSION,
+};
 use crate::signals::Signals;
 use crate::stages::compose::{AckInput, AutoReplyInput, Composer};
 use crate::stages::decide::{decide, DecideInput, DecideRules, Decision};
@@ -244,14 +248,14 @@ impl Pipeline {
     /// milliseconds, no model call.
     pub fn prepare(&self, inquiry: Inquiry) -> Result<Prepared, PipelineError> {
         let _span = info_span!("prepare", inquiry = %inquiry.id).entered();
-        let text = info_span!("normalize").in_scope(|| self.normalizer.normalize(&inquiry.text))?;
+        let text = stage("normalize", || self.normalizer.normalize(&inquiry.text))?;
         let subject = inquiry.subject.trim();
         let analysed_text = if subject.is_empty() {
             text.clone()
         } else {
             format!("{subject}\n{text}")
         };
-        let language = info_span!("language").in_scope(|| {
+        let language = stage("language", || {
             self.language.detect(
                 &analysed_text,
                 LanguageHints {
@@ -260,8 +264,9 @@ impl Pipeline {
                 },
             )
         });
-        let sentiment = info_span!("sentiment")
-            .in_scope(|| self.sentiment.analyze(&analysed_text, &language.code));
+        let sentiment = stage("sentiment", || {
+            self.sentiment.analyze(&analysed_text, &language.code)
+        });
         let keyword_categories = self
             .classifier
             .keyword_categories(&analysed_text, &language.code);
@@ -303,30 +308,28 @@ impl Pipeline {
     pub fn analyze(&self, prepared: &Prepared) -> Analysis {
         let _span = info_span!("analyze", inquiry = %prepared.inquiry.id).entered();
         let mut degraded = Vec::new();
-        let vector = info_span!("embed")
-            .in_scope(|| {
-                self.embedder
-                    .embed_one(&prepared.analysed_text, TextKind::Query)
-            })
-            .map_err(|e| {
-                warn!(error = %format!("{e:#}"), "embedding failed");
-                degraded.push(format!("embedding model failed: {e:#}"))
-            })
-            .ok();
+        let vector = stage("embed", || {
+            self.embedder
+                .embed_one(&prepared.analysed_text, TextKind::Query)
+        })
+        .map_err(|e| {
+            warn!(error = %format!("{e:#}"), "embedding failed");
+            degraded.push(format!("embedding model failed: {e:#}"))
+        })
+        .ok();
         let intent = vector
             .as_ref()
             .and_then(|vector| {
-                info_span!("intent")
-                    .in_scope(|| {
-                        self.classifier.classify(&IntentQuery {
-                            text: &prepared.analysed_text,
-                            language: &prepared.language.code,
-                            vector,
-                            tenant: self.tenant(&prepared.inquiry),
-                        })
+                stage("intent", || {
+                    self.classifier.classify(&IntentQuery {
+                        text: &prepared.analysed_text,
+                        language: &prepared.language.code,
+                        vector,
+                        tenant: self.tenant(&prepared.inquiry),
                     })
-                    .map_err(|e| degraded.push(format!("intent classifier failed: {e:#}")))
-                    .ok()
+                })
+                .map_err(|e| degraded.push(format!("intent classifier failed: {e:#}")))
+                .ok()
             })
             .unwrap_or_else(|| IntentGuess {
                 // Keywords alone: a guess, never confident enough to auto-reply.
@@ -336,8 +339,7 @@ impl Pipeline {
         let sentiment = vector
             .as_ref()
             .and_then(|vector| {
-                info_span!("sentiment_vote")
-                    .in_scope(|| self.refine_sentiment(prepared, vector))
+                stage("sentiment_vote", || self.refine_sentiment(prepared, vector))
                     .map_err(|e| degraded.push(format!("sentiment vote failed: {e:#}")))
                     .ok()
             })
@@ -345,21 +347,20 @@ impl Pipeline {
         let knowledge = vector
             .as_ref()
             .and_then(|vector| {
-                info_span!("knowledge")
-                    .in_scope(|| {
-                        self.knowledge.search(&SearchRequest {
-                            tenant: self.tenant(&prepared.inquiry),
-                            text: &prepared.analysed_text,
-                            vector,
-                            language: &prepared.language.code,
-                            limit: self.settings.knowledge.top_k,
-                        })
+                stage("knowledge", || {
+                    self.knowledge.search(&SearchRequest {
+                        tenant: self.tenant(&prepared.inquiry),
+                        text: &prepared.analysed_text,
+                        vector,
+                        language: &prepared.language.code,
+                        limit: self.settings.knowledge.top_k,
                     })
-                    .map_err(|e| {
-                        warn!(error = %format!("{e:#}"), "knowledge search failed");
-                        degraded.push(format!("knowledge base unavailable: {e:#}"))
-                    })
-                    .ok()
+                })
+                .map_err(|e| {
+                    warn!(error = %format!("{e:#}"), "knowledge search failed");
+                    degraded.push(format!("knowledge base unavailable: {e:#}"))
+                })
+                .ok()
             })
             .unwrap_or_default()
             .into_iter()
@@ -517,7 +518,11 @@ impl Pipeline {
                     sentiment: &triage.sentiment,
                     reasons: &[],
                 };
-                match writer.write(&request, |_| {}).await {
+                let started = Instant::now();
+                let written = writer.write(&request, |_| {}).await;
+                metrics::observe_stage("llm", started.elapsed());
+                llm_result("auto_reply", &written);
+                match written {
                     Ok(written) => Outcome::AutoReply {
                         text: written.text,
                         citations: written.citations,
@@ -553,7 +558,11 @@ impl Pipeline {
                     sentiment: &triage.sentiment,
                     reasons: &reasons,
                 };
-                let (draft, failed) = match writer.write(&request, on_chunk).await {
+                let started = Instant::now();
+                let written = writer.write(&request, on_chunk).await;
+                metrics::observe_stage("llm", started.elapsed());
+                llm_result("draft", &written);
+                let (draft, failed) = match written {
                     Ok(written) => (
                         Draft {
                             text: written.text,
@@ -653,6 +662,17 @@ impl Pipeline {
             None
         };
         let id = self.feedback.record(&feedback, vector)?;
+        metrics::count("firstreply_feedback_total", &[feedback.action.as_str()], 1);
+        if feedback.action == DraftAction::Edited {
+            match self.outcomes.get(&feedback.tenant, &feedback.inquiry_id) {
+                Ok(Some(outcome)) => metrics::observe_edit_distance(edit_distance(
+                    &outcome.text,
+                    &feedback.final_text,
+                )),
+                Ok(None) => {}
+                Err(error) => warn!(error = %format!("{error:#}"), "outcome lookup failed"),
+            }
+        }
         info!(
             inquiry = %feedback.inquiry_id,
             agent = %feedback.agent,
@@ -689,6 +709,36 @@ impl Pipeline {
             reasons,
             text,
         };
+        metrics::count(
+            "firstreply_inquiries_total",
+            &[&record.language, record.category.as_str()],
+            1,
+        );
+        match outcome {
+            Outcome::AutoReply { .. } => {
+                metrics::count("firstreply_decisions_total", &["auto_reply"], 1)
+            }
+            Outcome::Handoff {
+                reasons, degraded, ..
+            } => {
+                metrics::count("firstreply_decisions_total", &["handoff"], 1);
+                for reason in reasons {
+                    metrics::count(
+                        "firstreply_handoff_reasons_total",
+                        &[reason.code.as_str()],
+                        1,
+                    );
+                }
+                if *degraded {
+                    let failed = if reasons.iter().any(|r| r.code == ReasonCode::Degraded) {
+                        "model_or_store"
+                    } else {
+                        "llm"
+                    };
+                    metrics::count("firstreply_degraded_total", &[failed], 1);
+                }
+            }
+        }
         if let Err(error) = self.outcomes.record(&record) {
             // The buyer has their answer; only the report misses one inquiry.
             warn!(inquiry = %inquiry.id, error = %format!("{error:#}"), "outcome not recorded");
@@ -784,6 +834,24 @@ impl Pipeline {
             tenant
         }
     }
+}
+
+/// Counts an LLM text as written or replaced by the template.
+fn llm_result<T>(kind: &str, result: &Result<T, WriteError>) {
+    let outcome = match result {
+        Ok(_) => "written",
+        Err(WriteError::Refused(_)) => "refused",
+        Err(_) => "failed",
+    };
+    metrics::count("firstreply_llm_texts_total", &[kind, outcome], 1);
+}
+
+/// Runs one stage of the pipeline in its tracing span and records its time.
+fn stage<T>(name: &'static str, work: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let out = info_span!("stage", stage = name).in_scope(work);
+    metrics::observe_stage(name, started.elapsed());
+    out
 }
 
 /// `data_dir/qdrant/<name>-<model>`: a model change starts a fresh collection.

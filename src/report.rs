@@ -67,6 +67,19 @@ impl OutcomeLog {
         }])
     }
 
+    /// The outcome of one inquiry, if recorded.
+    pub fn get(&self, tenant: &str, inquiry_id: &str) -> anyhow::Result<Option<OutcomeRecord>> {
+        let points = self.collection.scroll(
+            &Filter::default()
+                .field("kind", OUTCOME)
+                .field("tenant", tenant)
+                .field("inquiry_id", inquiry_id),
+        )?;
+        Ok(points
+            .iter()
+            .find_map(|point| outcome_record(&point.payload)))
+    }
+
     /// Every outcome of `tenant`.
     pub fn list(&self, tenant: &str) -> anyhow::Result<Vec<OutcomeRecord>> {
         let points = self.collection.scroll(

@@ -23,6 +23,7 @@ use crate::convert::{
 };
 use crate::error::ApiError;
 use crate::llm::LlmWriter;
+use crate::metrics;
 use crate::pipeline::{blocking, Pipeline};
 
 /// The `FirstReply` service over a shared pipeline, with the LLM that
@@ -50,6 +51,7 @@ impl FirstReply for FirstReplyService {
         &self,
         request: Request<api::Inquiry>,
     ) -> Result<Response<api::TriageResult>, Status> {
+        metrics::count("firstreply_requests_total", &["Triage"], 1);
         let inquiry = inquiry_from_api(request.into_inner(), Utc::now())
             .map_err(ApiError::InvalidArgument)?;
         let analysis = blocking(&self.pipeline, move |pipeline| {
@@ -68,6 +70,7 @@ impl FirstReply for FirstReplyService {
         &self,
         request: Request<api::Feedback>,
     ) -> Result<Response<api::FeedbackReceipt>, Status> {
+        metrics::count("firstreply_requests_total", &["SubmitFeedback"], 1);
         let feedback = feedback_from_api(request.into_inner(), Utc::now())
             .map_err(ApiError::InvalidArgument)?;
         let receipt = blocking(&self.pipeline, move |pipeline| {
@@ -87,6 +90,7 @@ impl FirstReply for FirstReplyService {
         &self,
         request: Request<api::RemoveApprovedAnswerRequest>,
     ) -> Result<Response<api::RemoveApprovedAnswerResponse>, Status> {
+        metrics::count("firstreply_requests_total", &["RemoveApprovedAnswer"], 1);
         let (tenant, article_id) =
             removal_from_api(request.into_inner()).map_err(ApiError::InvalidArgument)?;
         let removed = blocking(&self.pipeline, move |pipeline| {
@@ -102,6 +106,7 @@ impl FirstReply for FirstReplyService {
         &self,
         request: Request<api::ReportRequest>,
     ) -> Result<Response<api::ReportResponse>, Status> {
+        metrics::count("firstreply_requests_total", &["Report"], 1);
         let (tenant, from, to) =
             report_from_api(request.into_inner(), Utc::now()).map_err(ApiError::InvalidArgument)?;
         let report = blocking(&self.pipeline, move |pipeline| {
@@ -117,6 +122,7 @@ impl FirstReply for FirstReplyService {
         &self,
         request: Request<api::TranslateDraftRequest>,
     ) -> Result<Response<api::TranslateDraftResponse>, Status> {
+        metrics::count("firstreply_requests_total", &["TranslateDraft"], 1);
         let (text, source, target) =
             translation_from_api(request.into_inner()).map_err(ApiError::InvalidArgument)?;
         let Some(writer) = &self.writer else {
@@ -160,6 +166,7 @@ impl FirstReply for FirstReplyService {
         &self,
         request: Request<api::BacklogRequest>,
     ) -> Result<Response<api::BacklogResponse>, Status> {
+        metrics::count("firstreply_requests_total", &["EvaluateBacklog"], 1);
         let (now, tenant, open) = backlog_from_api(request.into_inner(), Utc::now())
             .map_err(ApiError::InvalidArgument)?;
         let report = self.pipeline.evaluate_backlog(&tenant, now, &open);
@@ -170,6 +177,7 @@ impl FirstReply for FirstReplyService {
         &self,
         request: Request<api::Inquiry>,
     ) -> Result<Response<HandleStream>, Status> {
+        metrics::count("firstreply_requests_total", &["Handle"], 1);
         let now = Utc::now();
         let inquiry =
             inquiry_from_api(request.into_inner(), now).map_err(ApiError::InvalidArgument)?;

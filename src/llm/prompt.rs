@@ -154,6 +154,11 @@ impl TokenBudget {
         }
     }
 
+    /// Tokens of `text` in cl100k.
+    pub fn raw_count(&self, text: &str) -> u64 {
+        self.bpe.encode_ordinary(text).len() as u64
+    }
+
     /// Tokens of `text` as the serving model may count them.
     pub fn count(&self, text: &str) -> usize {
         (self.bpe.encode_ordinary(text).len() as f32 * self.margin).ceil() as usize

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::config::Settings;
 use crate::domain::{HandoffReason, KnowledgeHit, Order, Sentiment};
 use crate::guard::{Check, Grounding, GuardFailure, Guardrails, Redaction, ReplyKind};
+use crate::metrics;
 use crate::prompts::fill;
 use crate::stages::language::{language_name, LanguageDetector};
 
@@ -245,6 +246,11 @@ impl LlmWriter {
             echo,
         };
 
+        metrics::count(
+            "firstreply_llm_tokens_total",
+            &["prompt"],
+            self.budget.raw_count(&system) + self.budget.raw_count(&user),
+        );
         let mut raw = String::new();
         let mut emitted = 0;
         let mut refused = None;
@@ -282,6 +288,11 @@ impl LlmWriter {
         if let Some(failure) = refused {
             return Err(WriteError::Refused(failure));
         }
+        metrics::count(
+            "firstreply_llm_tokens_total",
+            &["completion"],
+            self.budget.raw_count(&completion.text),
+        );
         let text = complete_sentences(&completion)?;
         let text = redaction.restore(text).map_err(WriteError::Refused)?;
         self.guardrails

@@ -5,9 +5,8 @@
 
 use firstreply::api::{self, handle_event::Event};
 use tonic::Code;
-use tonic_types::StatusExt;
 
-use crate::helpers::{client, handle, inquiry};
+use crate::helpers::{client, handle, inquiry, violated_fields};
 
 fn feedback(tenant: &str, agent: &str, text: &str, corrected: &str) -> api::Feedback {
     api::Feedback {
@@ -49,14 +48,7 @@ async fn bad_feedback_is_invalid_argument_naming_the_fields() {
     bad.action = api::DraftAction::Accepted as i32;
     let status = client().await.submit_feedback(bad).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    let details = status.get_error_details();
-    let mut fields: Vec<String> = details
-        .bad_request()
-        .expect("bad request details")
-        .field_violations
-        .iter()
-        .map(|v| v.field.clone())
-        .collect();
+    let mut fields = violated_fields(&status);
     fields.sort();
     // Blank text, unknown category, and an accepted draft without the text sent.
     assert_eq!(fields, ["corrected_intent", "final_text", "text"]);
@@ -347,13 +339,5 @@ async fn report_figures_follow_a_known_sequence_of_events() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    let details = status.get_error_details();
-    let fields: Vec<&str> = details
-        .bad_request()
-        .expect("bad request details")
-        .field_violations
-        .iter()
-        .map(|v| v.field.as_str())
-        .collect();
-    assert_eq!(fields, ["from"]);
+    assert_eq!(violated_fields(&status), ["from"]);
 }

@@ -12,6 +12,7 @@ use firstreply::llm::LlmWriter;
 use firstreply::pipeline::Pipeline;
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
+use tonic_types::StatusExt;
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -108,4 +109,16 @@ pub async fn handle_on(addr: SocketAddr, inquiry: api::Inquiry) -> Vec<Event> {
         events.push(event.event.expect("event set"));
     }
     events
+}
+
+/// The fields an INVALID_ARGUMENT status names, in order.
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    status
+        .get_error_details()
+        .bad_request()
+        .expect("bad request details")
+        .field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect()
 }

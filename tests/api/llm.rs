@@ -16,9 +16,10 @@ use firstreply::guard::{find_pii, PiiKind, ReplyKind};
 use firstreply::llm::{LlmWriter, WriteRequest};
 use serde::Deserialize;
 use tonic::Code;
-use tonic_types::StatusExt;
 
-use crate::helpers::{channel_to, handle_on, inquiry, pipeline, repo, spawn_server, test_settings};
+use crate::helpers::{
+    channel_to, handle_on, inquiry, pipeline, repo, spawn_server, test_settings, violated_fields,
+};
 
 /// A server's URL from the environment. Set by scripts/test.sh; without it
 /// these tests fail rather than pass unchecked, unless explicitly skipped.
@@ -367,14 +368,7 @@ async fn translate_draft_renders_an_agents_draft_in_the_buyers_language() {
         .await
         .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
-    let mut fields: Vec<String> = bad
-        .get_error_details()
-        .bad_request()
-        .expect("field violations")
-        .field_violations
-        .iter()
-        .map(|v| v.field.clone())
-        .collect();
+    let mut fields = violated_fields(&bad);
     fields.sort();
     assert_eq!(fields, ["target_language", "text"]);
 

@@ -6,7 +6,7 @@ mod llm;
 mod quality;
 
 use firstreply::api::{self, handle_event::Event};
-use helpers::{channel, client, handle, inquiry, repo, test_settings};
+use helpers::{channel, client, handle, inquiry, repo, test_settings, violated_fields};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -15,7 +15,6 @@ use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 use tonic_reflection::pb::v1::ServerReflectionRequest;
-use tonic_types::StatusExt;
 
 #[tokio::test]
 async fn health_reports_serving_and_reflection_lists_the_service() {
@@ -143,15 +142,7 @@ async fn empty_text_is_invalid_argument_naming_the_field() {
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-        let details = status.get_error_details();
-        let fields: Vec<&str> = details
-            .bad_request()
-            .expect("bad request details")
-            .field_violations
-            .iter()
-            .map(|v| v.field.as_str())
-            .collect();
-        assert_eq!(fields, vec!["text"], "{status:?}");
+        assert_eq!(violated_fields(&status), ["text"], "{status:?}");
     }
     let Err(status) = client().await.handle(inquiry("", "hello")).await else {
         panic!("an inquiry without id was accepted");
@@ -362,11 +353,7 @@ async fn backlog_alerts_follow_the_policy_and_list_what_breaches_next() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    let details = status.get_error_details();
-    assert_eq!(
-        details.bad_request().unwrap().field_violations[0].field,
-        "inquiries[0].category"
-    );
+    assert_eq!(violated_fields(&status)[0], "inquiries[0].category");
 }
 
 /// 2026-03-05 02:00 in Shanghai (the team's night), as a Unix time.
@@ -418,4 +405,55 @@ async fn overnight_the_bot_answers_more_and_urgent_inquiries_page_on_call() {
         "{:?}",
         handoff.reasons
     );
+}
+
+async fn get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .expect("request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .expect("response");
+    response
+}
+
+#[tokio::test]
+async fn prometheus_metrics_count_stages_decisions_and_reasons() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(firstreply::metrics::serve(listener));
+    let refund = "I want to send the lamp back and get a refund, it flickers.";
+    let events = handle(inquiry("metrics-refund", refund)).await;
+    assert!(
+        matches!(events.last(), Some(Event::Handoff(_))),
+        "{events:?}"
+    );
+    // The outcome is recorded just after the last event is sent.
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = get(addr, "/metrics").await;
+        if text.contains("firstreply_decisions_total{decision=\"handoff\"}") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    for expected in [
+        "firstreply_requests_total{rpc=\"Handle\"}",
+        "firstreply_stage_seconds_bucket{stage=\"embed\",le=\"+Inf\"}",
+        "firstreply_stage_seconds_count{stage=\"intent\"}",
+        "firstreply_decisions_total{decision=\"handoff\"}",
+        "firstreply_handoff_reasons_total{reason=\"category_needs_person\"}",
+        "firstreply_inquiries_total{language=\"en\",category=\"refund_return\"}",
+    ] {
+        assert!(text.contains(expected), "{expected} missing:\n{text}");
+    }
+    assert!(get(addr, "/other").await.starts_with("HTTP/1.1 404"));
 }
