@@ -151,8 +151,10 @@ fn process_line(
                     |_| {},
                 ));
             }
-            pipeline.record_outcome(&analysis.triage, &prepared.inquiry, &outcome);
-            serde_json::to_value(handle_result_to_api(&ack, &analysis.triage, &outcome))
+            let result = handle_result_to_api(&ack, &analysis.triage, &outcome);
+            let replay = serde_json::to_string(&result).unwrap_or_default();
+            pipeline.record_outcome(&analysis.triage, &prepared.inquiry, &outcome, replay);
+            serde_json::to_value(result)
         }
     };
     value.map_err(|e| (id, ApiError::Internal(e.to_string())))

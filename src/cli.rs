@@ -13,6 +13,7 @@ use crate::batch::{run_batch, BatchMode};
 use crate::config::Settings;
 use crate::llm::LlmWriter;
 use crate::pipeline::Pipeline;
+use crate::server::ServeOptions;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -39,6 +40,9 @@ pub enum Command {
         #[arg(long)]
         addr: Option<String>,
     },
+    /// Print the SHA-256 of an API key read from standard input, for
+    /// `[auth] keys = ["tenant:HASH"]`.
+    HashKey,
     /// Triage a JSONL file of inquiries: one TriageResult per line.
     Triage {
         #[arg(long)]
@@ -120,7 +124,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let listener = TcpListener::bind(&addr)
                 .await
                 .with_context(|| format!("binding {addr}"))?;
-            crate::server::run(listener, pipeline, writer, shutdown_signal()).await
+            let options = ServeOptions::from_settings(&llm_settings, writer)?;
+            crate::server::run(listener, pipeline, options, shutdown_signal()).await
+        }
+        Command::HashKey => {
+            let mut key = String::new();
+            std::io::stdin()
+                .read_line(&mut key)
+                .context("reading the key from standard input")?;
+            let key = key.trim();
+            anyhow::ensure!(!key.is_empty(), "no key on standard input");
+            println!("{}", crate::auth::hex(&crate::auth::hash_key(key)));
+            Ok(())
         }
         Command::Triage {
             input,

@@ -21,6 +21,9 @@ pub struct Settings {
     pub policy_file: PathBuf,
     pub server: ServerSettings,
     pub metrics: MetricsSettings,
+    pub auth: AuthSettings,
+    /// Plain `tenant:key` pairs for development (FIRSTREPLY_API_KEYS).
+    pub api_keys: Vec<String>,
     pub embedding: EmbeddingSettings,
     pub normalize: NormalizeSettings,
     pub language: LanguageSettings,
@@ -34,6 +37,17 @@ pub struct Settings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ServerSettings {
     pub addr: String,
+    pub max_in_flight: usize,
+    pub max_message_bytes: usize,
+    pub request_timeout_secs: u64,
+    pub shutdown_grace_secs: u64,
+    pub idempotency_window_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    /// `tenant:SHA256-HEX` of each API key.
+    pub keys: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

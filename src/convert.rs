@@ -253,6 +253,7 @@ pub fn acknowledgement_to_api(ack: &Acknowledgement) -> api::Acknowledgement {
         language: ack.language.clone(),
         reply_by: Some(ts(ack.reply_by)),
         counts_as_response: ack.counts_as_response,
+        duplicate: false,
     }
 }
 

@@ -15,6 +15,7 @@
 //!   `config`: layered settings; `eval`: quality measurement on labelled data.
 
 pub mod api;
+pub mod auth;
 pub mod backlog;
 pub mod batch;
 pub mod bm25;

@@ -38,10 +38,20 @@ struct Registry {
 }
 
 /// Each counter: name, help, label names.
-const COUNTERS: [(&str, &str, &[&str]); 8] = [
+const COUNTERS: [(&str, &str, &[&str]); 10] = [
+    (
+        "firstreply_duplicates_total",
+        "Handle calls answered by replaying an earlier result (retries).",
+        &[],
+    ),
     (
         "firstreply_requests_total",
         "gRPC calls by method.",
+        &["rpc"],
+    ),
+    (
+        "firstreply_shed_total",
+        "Calls refused with RESOURCE_EXHAUSTED at the in-flight limit, by method.",
         &["rpc"],
     ),
     (
@@ -106,9 +116,13 @@ pub fn observe_stage(stage: &str, elapsed: Duration) {
 
 /// Adds `by` to counter `name` (one of `COUNTERS`) at `labels`.
 pub fn count(name: &'static str, labels: &[&str], by: u64) {
-    debug_assert!(COUNTERS
-        .iter()
-        .any(|(n, _, l)| *n == name && l.len() == labels.len()));
+    debug_assert!(
+        COUNTERS
+            .iter()
+            .any(|(n, _, l)| *n == name && l.len() == labels.len()),
+        "counter {name} with {} labels is not registered",
+        labels.len()
+    );
     with_registry(|r| {
         *r.counters
             .entry(name)
@@ -171,7 +185,11 @@ pub fn render() -> String {
                     .zip(labels)
                     .map(|(n, v)| format!("{n}=\"{}\"", escape(v)))
                     .collect();
-                let _ = writeln!(out, "{name}{{{}}} {value}", labels.join(","));
+                if labels.is_empty() {
+                    let _ = writeln!(out, "{name} {value}");
+                } else {
+                    let _ = writeln!(out, "{name}{{{}}} {value}", labels.join(","));
+                }
             }
         }
         let _ = writeln!(

@@ -688,9 +688,16 @@ impl Pipeline {
         })
     }
 
-    /// Records what became of a handled inquiry, for the automation report;
+    /// Records what became of a handled inquiry, for the automation report
+    /// and for replaying to a retry (`replay`: what the caller got);
     /// handling the same inquiry again replaces the record.
-    pub fn record_outcome(&self, triage: &Triage, inquiry: &Inquiry, outcome: &Outcome) {
+    pub fn record_outcome(
+        &self,
+        triage: &Triage,
+        inquiry: &Inquiry,
+        outcome: &Outcome,
+        replay: String,
+    ) {
         let (auto_reply, reasons, text) = match outcome {
             Outcome::AutoReply { text, .. } => (true, Vec::new(), text.clone()),
             Outcome::Handoff { reasons, draft, .. } => (
@@ -708,6 +715,8 @@ impl Pipeline {
             auto_reply,
             reasons,
             text,
+            handled_at: Utc::now(),
+            replay,
         };
         metrics::count(
             "firstreply_inquiries_total",
@@ -743,6 +752,22 @@ impl Pipeline {
             // The buyer has their answer; only the report misses one inquiry.
             warn!(inquiry = %inquiry.id, error = %format!("{error:#}"), "outcome not recorded");
         }
+    }
+
+    /// What the caller got for inquiry `id` of `tenant` if it was handled
+    /// within the last `window`: a retry gets that again, not a second answer.
+    pub fn recent_result(
+        &self,
+        tenant: &str,
+        id: &str,
+        window: chrono::Duration,
+    ) -> anyhow::Result<Option<String>> {
+        let tenant = self.tenant_or_default(tenant);
+        Ok(self
+            .outcomes
+            .get(tenant, id)?
+            .filter(|o| !o.replay.is_empty() && Utc::now() - o.handled_at <= window)
+            .map(|o| o.replay))
     }
 
     /// The tenant's automation report for `[from, to)`.

@@ -28,6 +28,10 @@ pub struct OutcomeRecord {
     pub reasons: Vec<ReasonCode>,
     /// The auto-reply sent or the draft suggested: edits are measured against it.
     pub text: String,
+    /// When it was handled: a repeat of the inquiry id soon after is a retry.
+    pub handled_at: DateTime<Utc>,
+    /// What the caller got (proto3 JSON of a `HandleResult`), replayed to a retry.
+    pub replay: String,
 }
 
 /// Outcomes are kept in a collection of their own with a one-dimensional
@@ -59,6 +63,8 @@ impl OutcomeLog {
             record.reasons.iter().map(|r| r.as_str()).collect(),
         );
         payload.insert("text".into(), record.text.clone().into());
+        payload.insert("handled_at".into(), record.handled_at.to_rfc3339().into());
+        payload.insert("replay".into(), record.replay.clone().into());
         self.collection.upsert(vec![Point {
             id: point_id(&record.tenant, &format!("outcome/{}", record.inquiry_id)),
             dense: vec![1.0],
@@ -110,6 +116,10 @@ fn outcome_record(payload: &Map<String, Value>) -> Option<OutcomeRecord> {
             .filter_map(|r| r.as_str().and_then(ReasonCode::parse))
             .collect(),
         text: text("text").unwrap_or_default().to_string(),
+        handled_at: text("handled_at")
+            .and_then(|at| at.parse().ok())
+            .unwrap_or(DateTime::<Utc>::MIN_UTC),
+        replay: text("replay").unwrap_or_default().to_string(),
     })
 }
 
@@ -298,6 +308,8 @@ mod tests {
                 vec![ReasonCode::CategoryNeedsPerson]
             },
             text: "Hello world".into(),
+            handled_at: at("2026-11-02T10:00:01Z"),
+            replay: String::new(),
         }
     }
 

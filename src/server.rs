@@ -4,39 +4,139 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
 use futures::Stream;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_stream::wrappers::UnboundedReceiverStream;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use crate::api::first_reply_server::{FirstReply, FirstReplyServer};
 use crate::api::{self, handle_event::Event, HandleEvent};
+use crate::auth::{scope, ApiKeys, Caller};
+use crate::config::Settings;
 use crate::convert::{
-    acknowledgement_to_api, backlog_from_api, backlog_to_api, feedback_from_api, inquiry_from_api,
-    outcome_to_api, removal_from_api, report_from_api, report_to_api, translation_from_api,
-    triage_to_api,
+    acknowledgement_to_api, backlog_from_api, backlog_to_api, feedback_from_api,
+    handle_result_to_api, inquiry_from_api, outcome_to_api, removal_from_api, report_from_api,
+    report_to_api, translation_from_api, triage_to_api,
 };
 use crate::error::ApiError;
 use crate::llm::LlmWriter;
 use crate::metrics;
 use crate::pipeline::{blocking, Pipeline};
 
+/// How the server runs: the LLM (if any), API keys, limits, shutdown.
+#[derive(Clone)]
+pub struct ServeOptions {
+    pub writer: Option<Arc<LlmWriter>>,
+    /// Empty: no authentication.
+    pub keys: ApiKeys,
+    /// Calls worked on at once; beyond it calls are shed with RESOURCE_EXHAUSTED.
+    pub max_in_flight: usize,
+    pub max_message_bytes: usize,
+    pub request_timeout: Duration,
+    /// Between health turning NOT_SERVING and the listener closing.
+    pub shutdown_grace: Duration,
+    /// A Handle of an inquiry id handled this recently replays the result.
+    pub idempotency_window: Duration,
+}
+
+impl ServeOptions {
+    pub fn from_settings(
+        settings: &Settings,
+        writer: Option<Arc<LlmWriter>>,
+    ) -> anyhow::Result<ServeOptions> {
+        let server = &settings.server;
+        Ok(ServeOptions {
+            writer,
+            keys: ApiKeys::new(&settings.auth.keys, &settings.api_keys)?,
+            max_in_flight: server.max_in_flight.max(1),
+            max_message_bytes: server.max_message_bytes,
+            request_timeout: Duration::from_secs(server.request_timeout_secs.max(1)),
+            shutdown_grace: Duration::from_secs(server.shutdown_grace_secs),
+            idempotency_window: Duration::from_secs(server.idempotency_window_secs),
+        })
+    }
+}
+
 /// The `FirstReply` service over a shared pipeline, with the LLM that
 /// writes drafts where one is configured.
 pub struct FirstReplyService {
     pipeline: Arc<Pipeline>,
     writer: Option<Arc<LlmWriter>>,
+    permits: Arc<Semaphore>,
+    max_in_flight: usize,
+    idempotency_window: Duration,
 }
 
 impl FirstReplyService {
-    pub fn new(pipeline: Arc<Pipeline>, writer: Option<Arc<LlmWriter>>) -> FirstReplyService {
-        FirstReplyService { pipeline, writer }
+    pub fn new(pipeline: Arc<Pipeline>, options: &ServeOptions) -> FirstReplyService {
+        FirstReplyService {
+            pipeline,
+            writer: options.writer.clone(),
+            permits: Arc::new(Semaphore::new(options.max_in_flight)),
+            max_in_flight: options.max_in_flight,
+            idempotency_window: options.idempotency_window,
+        }
     }
+
+    /// Counts the call and admits it, or sheds it at once when the server is
+    /// at its limit: a fast RESOURCE_EXHAUSTED the client can retry
+    /// elsewhere beats a queue that grows until every call times out.
+    fn admit(&self, rpc: &'static str) -> Result<OwnedSemaphorePermit, Status> {
+        metrics::count("firstreply_requests_total", &[rpc], 1);
+        self.permits.clone().try_acquire_owned().map_err(|_| {
+            metrics::count("firstreply_shed_total", &[rpc], 1);
+            Status::resource_exhausted(format!(
+                "the server is at its limit of {} calls in flight: retry with backoff",
+                self.max_in_flight
+            ))
+        })
+    }
+}
+
+impl FirstReplyService {
+    /// The events an earlier Handle of the same inquiry id sent, if it was
+    /// within the idempotency window: a helpdesk retrying a call gets the
+    /// same answer, its acknowledgement marked `duplicate`, and nothing new
+    /// reaches the buyer. A failing lookup handles the inquiry afresh.
+    async fn earlier_result(&self, tenant: &str, id: &str) -> Option<HandleStream> {
+        if self.idempotency_window.is_zero() {
+            return None;
+        }
+        let window = chrono::Duration::from_std(self.idempotency_window).ok()?;
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        let json = blocking(&self.pipeline, move |pipeline| {
+            pipeline.recent_result(&tenant, &id, window)
+        })
+        .await
+        .ok()?
+        .map_err(|e| warn!(error = %format!("{e:#}"), "idempotency lookup failed"))
+        .ok()??;
+        let mut result: api::HandleResult = serde_json::from_str(&json)
+            .map_err(|e| warn!(error = %e, "stored result unreadable"))
+            .ok()?;
+        metrics::count("firstreply_duplicates_total", &[], 1);
+        let mut events = Vec::new();
+        if let Some(mut ack) = result.acknowledgement.take() {
+            ack.duplicate = true;
+            events.push(Event::Acknowledgement(ack));
+        }
+        events.extend(result.triage.take().map(Event::Triage));
+        events.extend(result.auto_reply.take().map(Event::AutoReply));
+        events.extend(result.handoff.take().map(Event::Handoff));
+        Some(Box::pin(tokio_stream::iter(events.into_iter().map(event))))
+    }
+}
+
+/// The authenticated caller of a request, if authentication is on.
+fn caller<T>(request: &Request<T>) -> Option<Caller> {
+    request.extensions().get::<Caller>().cloned()
 }
 
 type HandleStream = Pin<Box<dyn Stream<Item = Result<HandleEvent, Status>> + Send>>;
@@ -51,9 +151,11 @@ impl FirstReply for FirstReplyService {
         &self,
         request: Request<api::Inquiry>,
     ) -> Result<Response<api::TriageResult>, Status> {
-        metrics::count("firstreply_requests_total", &["Triage"], 1);
-        let inquiry = inquiry_from_api(request.into_inner(), Utc::now())
-            .map_err(ApiError::InvalidArgument)?;
+        let _permit = self.admit("Triage")?;
+        let caller = caller(&request);
+        let mut inquiry = request.into_inner();
+        scope(caller.as_ref(), &mut inquiry.tenant)?;
+        let inquiry = inquiry_from_api(inquiry, Utc::now()).map_err(ApiError::InvalidArgument)?;
         let analysis = blocking(&self.pipeline, move |pipeline| {
             let prepared = pipeline.prepare(inquiry)?;
             Ok::<_, crate::pipeline::PipelineError>(pipeline.analyze(&prepared))
@@ -70,9 +172,12 @@ impl FirstReply for FirstReplyService {
         &self,
         request: Request<api::Feedback>,
     ) -> Result<Response<api::FeedbackReceipt>, Status> {
-        metrics::count("firstreply_requests_total", &["SubmitFeedback"], 1);
-        let feedback = feedback_from_api(request.into_inner(), Utc::now())
-            .map_err(ApiError::InvalidArgument)?;
+        let _permit = self.admit("SubmitFeedback")?;
+        let caller = caller(&request);
+        let mut feedback = request.into_inner();
+        scope(caller.as_ref(), &mut feedback.tenant)?;
+        let feedback =
+            feedback_from_api(feedback, Utc::now()).map_err(ApiError::InvalidArgument)?;
         let receipt = blocking(&self.pipeline, move |pipeline| {
             pipeline.submit_feedback(feedback)
         })
@@ -90,9 +195,11 @@ impl FirstReply for FirstReplyService {
         &self,
         request: Request<api::RemoveApprovedAnswerRequest>,
     ) -> Result<Response<api::RemoveApprovedAnswerResponse>, Status> {
-        metrics::count("firstreply_requests_total", &["RemoveApprovedAnswer"], 1);
-        let (tenant, article_id) =
-            removal_from_api(request.into_inner()).map_err(ApiError::InvalidArgument)?;
+        let _permit = self.admit("RemoveApprovedAnswer")?;
+        let caller = caller(&request);
+        let mut removal = request.into_inner();
+        scope(caller.as_ref(), &mut removal.tenant)?;
+        let (tenant, article_id) = removal_from_api(removal).map_err(ApiError::InvalidArgument)?;
         let removed = blocking(&self.pipeline, move |pipeline| {
             pipeline.remove_approved_answer(&tenant, &article_id)
         })
@@ -106,9 +213,12 @@ impl FirstReply for FirstReplyService {
         &self,
         request: Request<api::ReportRequest>,
     ) -> Result<Response<api::ReportResponse>, Status> {
-        metrics::count("firstreply_requests_total", &["Report"], 1);
+        let _permit = self.admit("Report")?;
+        let caller = caller(&request);
+        let mut report = request.into_inner();
+        scope(caller.as_ref(), &mut report.tenant)?;
         let (tenant, from, to) =
-            report_from_api(request.into_inner(), Utc::now()).map_err(ApiError::InvalidArgument)?;
+            report_from_api(report, Utc::now()).map_err(ApiError::InvalidArgument)?;
         let report = blocking(&self.pipeline, move |pipeline| {
             pipeline.report(&tenant, from, to)
         })
@@ -122,7 +232,7 @@ impl FirstReply for FirstReplyService {
         &self,
         request: Request<api::TranslateDraftRequest>,
     ) -> Result<Response<api::TranslateDraftResponse>, Status> {
-        metrics::count("firstreply_requests_total", &["TranslateDraft"], 1);
+        let _permit = self.admit("TranslateDraft")?;
         let (text, source, target) =
             translation_from_api(request.into_inner()).map_err(ApiError::InvalidArgument)?;
         let Some(writer) = &self.writer else {
@@ -166,9 +276,12 @@ impl FirstReply for FirstReplyService {
         &self,
         request: Request<api::BacklogRequest>,
     ) -> Result<Response<api::BacklogResponse>, Status> {
-        metrics::count("firstreply_requests_total", &["EvaluateBacklog"], 1);
-        let (now, tenant, open) = backlog_from_api(request.into_inner(), Utc::now())
-            .map_err(ApiError::InvalidArgument)?;
+        let _permit = self.admit("EvaluateBacklog")?;
+        let caller = caller(&request);
+        let mut backlog = request.into_inner();
+        scope(caller.as_ref(), &mut backlog.tenant)?;
+        let (now, tenant, open) =
+            backlog_from_api(backlog, Utc::now()).map_err(ApiError::InvalidArgument)?;
         let report = self.pipeline.evaluate_backlog(&tenant, now, &open);
         Ok(Response::new(backlog_to_api(&report)))
     }
@@ -177,10 +290,15 @@ impl FirstReply for FirstReplyService {
         &self,
         request: Request<api::Inquiry>,
     ) -> Result<Response<HandleStream>, Status> {
-        metrics::count("firstreply_requests_total", &["Handle"], 1);
+        let permit = self.admit("Handle")?;
+        let caller = caller(&request);
+        let mut inquiry = request.into_inner();
+        scope(caller.as_ref(), &mut inquiry.tenant)?;
         let now = Utc::now();
-        let inquiry =
-            inquiry_from_api(request.into_inner(), now).map_err(ApiError::InvalidArgument)?;
+        let inquiry = inquiry_from_api(inquiry, now).map_err(ApiError::InvalidArgument)?;
+        if let Some(replay) = self.earlier_result(&inquiry.tenant, &inquiry.id).await {
+            return Ok(Response::new(replay));
+        }
         let prepared = self.pipeline.prepare(inquiry).map_err(ApiError::from)?;
         let ack = self.pipeline.acknowledge(&prepared, now);
         // Unbounded: a handful of events, plus the pieces of an LLM draft.
@@ -189,6 +307,8 @@ impl FirstReply for FirstReplyService {
         let pipeline = self.pipeline.clone();
         let writer = self.writer.clone();
         tokio::spawn(async move {
+            // The call counts as in flight until its last event is sent.
+            let _permit = permit;
             let result = blocking(&pipeline, move |pipeline| {
                 let analysis = pipeline.analyze(&prepared);
                 let outcome = pipeline.conclude(&prepared, &analysis);
@@ -218,8 +338,11 @@ impl FirstReply for FirstReplyService {
                 None => outcome,
             };
             let _ = tx.send(event(outcome_to_api(&outcome)));
+            let replay =
+                serde_json::to_string(&handle_result_to_api(&ack, &analysis.triage, &outcome))
+                    .unwrap_or_default();
             let recorded = blocking(&pipeline, move |pipeline| {
-                pipeline.record_outcome(&analysis.triage, &prepared.inquiry, &outcome)
+                pipeline.record_outcome(&analysis.triage, &prepared.inquiry, &outcome, replay)
             })
             .await;
             if let Err(error) = recorded {
@@ -230,11 +353,13 @@ impl FirstReply for FirstReplyService {
     }
 }
 
-/// Serves until `shutdown` completes, then drains open calls.
+/// Serves until `shutdown` completes: health turns NOT_SERVING, and after
+/// the grace period the listener closes and open calls (streams included)
+/// drain.
 pub async fn run(
     listener: TcpListener,
     pipeline: Arc<Pipeline>,
-    writer: Option<Arc<LlmWriter>>,
+    options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -245,19 +370,47 @@ pub async fn run(
         .register_encoded_file_descriptor_set(api::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    info!(addr = %listener.local_addr()?, "serving firstreply.v1.FirstReply");
+    info!(
+        addr = %listener.local_addr()?,
+        authentication = !options.keys.is_empty(),
+        llm = options.writer.is_some(),
+        "serving firstreply.v1.FirstReply"
+    );
+    let service = FirstReplyServer::new(FirstReplyService::new(pipeline, &options))
+        .max_decoding_message_size(options.max_message_bytes);
+    let keys = options.keys.clone();
+    let authenticated = InterceptedService::new(service, move |request: Request<()>| {
+        if keys.is_empty() {
+            Ok(request)
+        } else {
+            keys.check(request)
+        }
+    });
+    let grace = options.shutdown_grace;
+    let draining = async move {
+        shutdown.await;
+        info!(
+            grace_seconds = grace.as_secs(),
+            "shutting down: health NOT_SERVING"
+        );
+        health_reporter
+            .set_not_serving::<FirstReplyServer<FirstReplyService>>()
+            .await;
+        tokio::time::sleep(grace).await;
+        info!("closing the listener; draining open calls");
+    };
     tonic::transport::Server::builder()
+        .timeout(options.request_timeout)
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(FirstReplyServer::new(FirstReplyService::new(
-            pipeline, writer,
-        )))
+        .add_service(authenticated)
         .serve_with_incoming_shutdown(
             // Without TCP_NODELAY a small first message (the acknowledgement)
             // can wait ~40 ms for the peer's delayed ACK.
             TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
+            draining,
         )
         .await?;
+    info!("stopped");
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Starts one real firstreply server per test binary (real models, embedded
 //! Qdrant on disk under target/) on 127.0.0.1:0, and typed helpers to call it.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -10,6 +11,7 @@ use firstreply::api::{self, handle_event::Event};
 use firstreply::config::Settings;
 use firstreply::llm::LlmWriter;
 use firstreply::pipeline::Pipeline;
+use firstreply::server::ServeOptions;
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
@@ -29,6 +31,9 @@ pub fn test_settings(name: &str) -> Settings {
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join("models"));
     settings.data_dir = repo().join("target/test-data").join(name);
+    // Tests reuse inquiry ids across runs and tests; the test of retries
+    // turns replaying on for its own server.
+    settings.server.idempotency_window_secs = 0;
     settings
 }
 
@@ -50,6 +55,21 @@ pub fn server() -> SocketAddr {
 
 /// Starts another server on the shared pipeline, with `writer` as its LLM.
 pub fn spawn_server(writer: Option<Arc<LlmWriter>>) -> SocketAddr {
+    let mut options = options();
+    options.writer = writer;
+    spawn_server_with(options, std::future::pending())
+}
+
+/// The test settings' server options: no LLM, no keys.
+pub fn options() -> ServeOptions {
+    ServeOptions::from_settings(&test_settings("api"), None).expect("server options")
+}
+
+/// Starts a server on the shared pipeline with `options`, until `shutdown`.
+pub fn spawn_server_with(
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> SocketAddr {
     let pipeline = pipeline();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -58,7 +78,7 @@ pub fn spawn_server(writer: Option<Arc<LlmWriter>>) -> SocketAddr {
             let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
             tx.send(listener.local_addr().expect("addr"))
                 .expect("send addr");
-            firstreply::server::run(listener, pipeline, writer, std::future::pending())
+            firstreply::server::run(listener, pipeline, options, shutdown)
                 .await
                 .expect("server runs");
         });

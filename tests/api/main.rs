@@ -3,6 +3,7 @@
 mod feedback;
 mod helpers;
 mod llm;
+mod operations;
 mod quality;
 
 use firstreply::api::{self, handle_event::Event};
