@@ -66,21 +66,19 @@ impl OutcomeLog {
         payload.insert("handled_at".into(), record.handled_at.to_rfc3339().into());
         payload.insert("replay".into(), record.replay.clone().into());
         self.collection.upsert(vec![Point {
-            id: point_id(&record.tenant, &format!("outcome/{}", record.inquiry_id)),
+            id: outcome_id(&record.tenant, &record.inquiry_id),
             dense: vec![1.0],
             sparse: None,
             payload,
         }])
     }
 
-    /// The outcome of one inquiry, if recorded.
+    /// The outcome of one inquiry, if recorded: a lookup by id, whatever
+    /// the size of the log.
     pub fn get(&self, tenant: &str, inquiry_id: &str) -> anyhow::Result<Option<OutcomeRecord>> {
-        let points = self.collection.scroll(
-            &Filter::default()
-                .field("kind", OUTCOME)
-                .field("tenant", tenant)
-                .field("inquiry_id", inquiry_id),
-        )?;
+        let points = self
+            .collection
+            .retrieve(&[outcome_id(tenant, inquiry_id)])?;
         Ok(points
             .iter()
             .find_map(|point| outcome_record(&point.payload)))
@@ -98,6 +96,10 @@ impl OutcomeLog {
             .filter_map(|point| outcome_record(&point.payload))
             .collect())
     }
+}
+
+fn outcome_id(tenant: &str, inquiry_id: &str) -> u64 {
+    point_id(tenant, &format!("outcome/{inquiry_id}"))
 }
 
 fn outcome_record(payload: &Map<String, Value>) -> Option<OutcomeRecord> {

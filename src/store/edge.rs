@@ -221,6 +221,23 @@ impl Collection for EdgeCollection {
         }
     }
 
+    fn retrieve(&self, ids: &[u64]) -> anyhow::Result<Vec<StoredPoint>> {
+        let ids: Vec<PointId> = ids.iter().map(|&id| PointId::NumId(id)).collect();
+        let records = self
+            .shard
+            .retrieve(&ids, Some(WithPayloadInterface::Bool(true)), None)
+            .context("retrieving points")?;
+        Ok(records
+            .into_iter()
+            .filter_map(|r| {
+                Some(StoredPoint {
+                    id: numeric_id(r.id)?,
+                    payload: r.payload.map(|p| p.0).unwrap_or_else(Map::new),
+                })
+            })
+            .collect())
+    }
+
     fn search_dense(
         &self,
         dense: &[f32],
@@ -357,6 +374,9 @@ mod tests {
             .collect();
         ids.sort();
         assert_eq!(ids, vec![1, 3]);
+        let found = reopened.retrieve(&[3, 2, 99]).unwrap();
+        assert_eq!(found.iter().map(|p| p.id).collect::<Vec<_>>(), vec![3]);
+        assert_eq!(found[0].payload["language"], "en");
         assert!(EdgeCollection::open(&path, 4).is_err());
     }
 }

@@ -61,6 +61,8 @@ pub trait Collection: Send + Sync {
     fn delete(&self, ids: &[u64]) -> anyhow::Result<()>;
     /// Every point matching `filter`, payload only.
     fn scroll(&self, filter: &Filter) -> anyhow::Result<Vec<StoredPoint>>;
+    /// The points with these ids that exist, payload only.
+    fn retrieve(&self, ids: &[u64]) -> anyhow::Result<Vec<StoredPoint>>;
     /// Nearest points by the dense vector.
     fn search_dense(
         &self,
