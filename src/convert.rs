@@ -8,10 +8,11 @@ use crate::api;
 use crate::backlog::{BacklogReport, OpenInquiry};
 use crate::domain::{
     Acknowledgement, Category, Channel, Customer, Draft, DraftAction, DraftSource, Feedback,
-    Inquiry, Order, Outcome, Polarity, ReasonCode, Tier, Triage,
+    Inquiry, KnowledgeHit, Order, Outcome, Polarity, ReasonCode, Tier, Triage,
 };
 use crate::error::FieldViolation;
 use crate::report::{Figures, Report};
+use crate::stages::knowledge::Article;
 
 /// Longest accepted raw message body; the normalizer caps what it analyses.
 pub const MAX_TEXT_BYTES: usize = 256 * 1024;
@@ -345,7 +346,7 @@ pub fn backlog_from_api(
         let field = |name: &str| format!("inquiries[{i}].{name}");
         let before = violations.len();
         if inquiry.id.trim().is_empty() {
-            violations.push(FieldViolation::new(&field("id"), "is required"));
+            violations.push(FieldViolation::new(field("id"), "is required"));
         }
         let tier = match api::Tier::try_from(inquiry.tier) {
             Ok(api::Tier::P1Urgent) => Some(Tier::P1Urgent),
@@ -354,7 +355,7 @@ pub fn backlog_from_api(
             Ok(api::Tier::P4Low) => Some(Tier::P4Low),
             Ok(api::Tier::Unspecified) | Err(_) => {
                 violations.push(FieldViolation::new(
-                    &field("tier"),
+                    field("tier"),
                     "must be P1_URGENT, P2_HIGH, P3_NORMAL or P4_LOW",
                 ));
                 None
@@ -363,7 +364,7 @@ pub fn backlog_from_api(
         let category = Category::parse(inquiry.category.trim());
         if category.is_none() {
             violations.push(FieldViolation::new(
-                &field("category"),
+                field("category"),
                 format!(
                     "{:?} is not a category such as \"refund_return\"",
                     inquiry.category
@@ -372,7 +373,7 @@ pub fn backlog_from_api(
         }
         let received_at = timestamp(inquiry.received_at, &field("received_at"), &mut violations);
         if inquiry.received_at.is_none() {
-            violations.push(FieldViolation::new(&field("received_at"), "is required"));
+            violations.push(FieldViolation::new(field("received_at"), "is required"));
         }
         let first_response_at = timestamp(
             inquiry.first_response_at,
@@ -388,7 +389,7 @@ pub fn backlog_from_api(
             Ok(api::Channel::Voice) => Some(Channel::Voice),
             Err(_) => {
                 violations.push(FieldViolation::new(
-                    &field("channel"),
+                    field("channel"),
                     format!("unknown channel {}", inquiry.channel),
                 ));
                 None
@@ -647,6 +648,133 @@ pub fn translation_from_api(
         Ok((request.text, source, target))
     } else {
         Err(violations)
+    }
+}
+
+/// Most articles in one UpsertArticles call.
+const MAX_ARTICLES: usize = 500;
+
+/// Validates an UpsertArticles request: (tenant, articles).
+pub fn articles_from_api(
+    request: api::UpsertArticlesRequest,
+) -> Result<(String, Vec<Article>), Vec<FieldViolation>> {
+    let mut violations = Vec::new();
+    let tenant = tenant_from_api(&request.tenant, &mut violations);
+    if request.articles.is_empty() || request.articles.len() > MAX_ARTICLES {
+        violations.push(FieldViolation::new(
+            "articles",
+            format!("must hold 1 to {MAX_ARTICLES} articles"),
+        ));
+    }
+    let mut articles = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, article) in request.articles.into_iter().enumerate() {
+        let field = |name: &str| format!("articles[{i}].{name}");
+        let id = article.id.trim().to_string();
+        if id.is_empty() || id.chars().count() > MAX_ID_CHARS || id.chars().any(char::is_control) {
+            violations.push(FieldViolation::new(
+                field("id"),
+                format!("is required, at most {MAX_ID_CHARS} printable characters"),
+            ));
+        } else if !seen.insert(id.clone()) {
+            violations.push(FieldViolation::new(field("id"), "is given twice"));
+        }
+        if article.title.trim().is_empty() {
+            violations.push(FieldViolation::new(field("title"), "is required"));
+        }
+        let language = article.language.trim().to_lowercase();
+        if language.len() != 2 || !language.chars().all(|c| c.is_ascii_lowercase()) {
+            violations.push(FieldViolation::new(
+                field("language"),
+                "must be an ISO 639-1 code such as \"de\"",
+            ));
+        }
+        let mut categories = Vec::new();
+        for (j, name) in article.categories.iter().enumerate() {
+            match Category::parse(name.trim()) {
+                Some(category) => categories.push(category),
+                None => violations.push(FieldViolation::new(
+                    format!("articles[{i}].categories[{j}]"),
+                    format!("{name:?} is not a category"),
+                )),
+            }
+        }
+        if article.answer.trim().is_empty() {
+            violations.push(FieldViolation::new(field("answer"), "is required"));
+        } else if article.answer.len() > MAX_TEXT_BYTES {
+            violations.push(FieldViolation::new(
+                field("answer"),
+                format!("is longer than {MAX_TEXT_BYTES} bytes"),
+            ));
+        }
+        articles.push(Article {
+            id,
+            title: article.title.trim().to_string(),
+            language,
+            categories,
+            tags: article.tags,
+            answer: article.answer.trim().to_string(),
+        });
+    }
+    if violations.is_empty() {
+        Ok((tenant, articles))
+    } else {
+        Err(violations)
+    }
+}
+
+/// Validates a DeleteArticles request: (tenant, ids).
+pub fn deletion_from_api(
+    request: api::DeleteArticlesRequest,
+) -> Result<(String, Vec<String>), Vec<FieldViolation>> {
+    let mut violations = Vec::new();
+    let tenant = tenant_from_api(&request.tenant, &mut violations);
+    if request.article_ids.is_empty() || request.article_ids.len() > MAX_ARTICLES {
+        violations.push(FieldViolation::new(
+            "article_ids",
+            format!("must hold 1 to {MAX_ARTICLES} ids"),
+        ));
+    }
+    let ids: Vec<String> = request
+        .article_ids
+        .iter()
+        .map(|id| id.trim().to_string())
+        .collect();
+    if let Some(i) = ids.iter().position(String::is_empty) {
+        violations.push(FieldViolation::new(
+            format!("article_ids[{i}]"),
+            "must not be empty",
+        ));
+    }
+    if violations.is_empty() {
+        Ok((tenant, ids))
+    } else {
+        Err(violations)
+    }
+}
+
+/// Validates a tenant-only request (ListArticles, ReindexKnowledge).
+pub fn tenant_request_from_api(tenant: &str) -> Result<String, Vec<FieldViolation>> {
+    let mut violations = Vec::new();
+    let tenant = tenant_from_api(tenant, &mut violations);
+    if violations.is_empty() {
+        Ok(tenant)
+    } else {
+        Err(violations)
+    }
+}
+
+pub fn article_summary_to_api(hit: &KnowledgeHit) -> api::ArticleSummary {
+    api::ArticleSummary {
+        article_id: hit.article_id.clone(),
+        title: hit.title.clone(),
+        language: hit.language.clone(),
+        categories: hit
+            .categories
+            .iter()
+            .map(|c| c.as_str().to_string())
+            .collect(),
+        agent_approved: hit.agent_approved,
     }
 }
 

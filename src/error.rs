@@ -14,9 +14,9 @@ pub struct FieldViolation {
 }
 
 impl FieldViolation {
-    pub fn new(field: &str, description: impl Into<String>) -> FieldViolation {
+    pub fn new(field: impl Into<String>, description: impl Into<String>) -> FieldViolation {
         FieldViolation {
-            field: field.to_string(),
+            field: field.into(),
             description: description.into(),
         }
     }

@@ -15,7 +15,8 @@ use crate::backlog::{evaluate_backlog, BacklogReport, OpenInquiry};
 use crate::config::Settings;
 use crate::domain::{
     Acknowledgement, Category, Customer, Draft, DraftAction, DraftSource, Feedback, HandoffReason,
-    Inquiry, IntentGuess, LanguageGuess, Outcome, ReasonCode, Sentiment, Tier, Triage,
+    Inquiry, IntentGuess, KnowledgeHit, LanguageGuess, Outcome, ReasonCode, Sentiment, Tier,
+    Triage,
 };
 use crate::embed::{
     BatchingEmbedder, CandleEmbedder, E5Embedder, Embedder, OpenAiEmbedder, TextKind,
@@ -35,7 +36,9 @@ use crate::stages::decide::{decide, DecideInput, DecideRules, Decision};
 use crate::stages::intent::{
     assign_tier, load_examples, IntentClassifier, IntentQuery, KnnIntentClassifier,
 };
-use crate::stages::knowledge::{load_articles, ApprovedAnswer, KnowledgeBase, SearchRequest};
+use crate::stages::knowledge::{
+    load_articles, ApprovedAnswer, Article, KnowledgeBase, SearchRequest,
+};
 use crate::stages::language::{LanguageDetector, LanguageHints, LinguaDetector};
 use crate::stages::normalize::{NormalizeError, Normalizer, TextNormalizer};
 use crate::stages::sentiment::{
@@ -229,19 +232,69 @@ impl Pipeline {
     }
 
     /// Re-reads the articles (from `dir`, or the configured folder) and
-    /// updates the default tenant's knowledge base.
+    /// updates the default tenant's knowledge base; then every tenant folder
+    /// (`knowledge-base/tenants/<tenant>/`) updates its tenant's.
     pub fn ingest_knowledge(&self, dir: Option<PathBuf>) -> anyhow::Result<IngestReport> {
         let dir = dir.unwrap_or_else(|| self.settings.knowledge_dir.join("articles"));
-        let articles = load_articles(&dir)?;
-        let report = self
-            .knowledge
-            .ingest(&self.settings.default_tenant, &articles)?;
+        let report = self.ingest_folder(&self.settings.default_tenant, &dir)?;
+        let tenants = self.settings.knowledge_dir.join("tenants");
+        if tenants.is_dir() {
+            for entry in std::fs::read_dir(&tenants)? {
+                let path = entry?.path();
+                if let Some(tenant) = path.is_dir().then(|| path.file_name()).flatten() {
+                    self.ingest_folder(&tenant.to_string_lossy(), &path)?;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Makes `tenant`'s articles equal those of `dir`.
+    fn ingest_folder(&self, tenant: &str, dir: &std::path::Path) -> anyhow::Result<IngestReport> {
+        let articles = load_articles(dir)?;
+        let report = self.knowledge.ingest(tenant, &articles)?;
         info!(
+            tenant,
             articles = articles.len(),
             ?report,
             "knowledge base up to date"
         );
         Ok(report)
+    }
+
+    /// Re-reads the tenant's folder (the default tenant's is the configured
+    /// articles folder); `None` when the tenant has no folder.
+    pub fn reindex_tenant(&self, tenant: &str) -> anyhow::Result<Option<IngestReport>> {
+        let tenant = self.tenant_or_default(tenant);
+        let dir = if tenant == self.settings.default_tenant {
+            self.settings.knowledge_dir.join("articles")
+        } else {
+            self.settings.knowledge_dir.join("tenants").join(tenant)
+        };
+        if !dir.is_dir() {
+            return Ok(None);
+        }
+        self.ingest_folder(tenant, &dir).map(Some)
+    }
+
+    /// Adds or replaces articles of a tenant's, leaving its others alone.
+    pub fn upsert_articles(
+        &self,
+        tenant: &str,
+        articles: &[Article],
+    ) -> anyhow::Result<IngestReport> {
+        self.knowledge
+            .upsert(self.tenant_or_default(tenant), articles)
+    }
+
+    /// Deletes articles of a tenant's; returns how many existed.
+    pub fn delete_articles(&self, tenant: &str, ids: &[String]) -> anyhow::Result<usize> {
+        self.knowledge.delete(self.tenant_or_default(tenant), ids)
+    }
+
+    /// A tenant's articles and agent-approved answers.
+    pub fn list_articles(&self, tenant: &str) -> anyhow::Result<Vec<KnowledgeHit>> {
+        self.knowledge.list(self.tenant_or_default(tenant))
     }
 
     /// Normalize, detect the language, read the sentiment: microseconds to

@@ -21,9 +21,10 @@ use crate::api::{self, handle_event::Event, HandleEvent};
 use crate::auth::{scope, ApiKeys, Caller};
 use crate::config::Settings;
 use crate::convert::{
-    acknowledgement_to_api, backlog_from_api, backlog_to_api, feedback_from_api,
-    handle_result_to_api, inquiry_from_api, outcome_to_api, removal_from_api, report_from_api,
-    report_to_api, translation_from_api, triage_to_api,
+    acknowledgement_to_api, article_summary_to_api, articles_from_api, backlog_from_api,
+    backlog_to_api, deletion_from_api, feedback_from_api, handle_result_to_api, inquiry_from_api,
+    outcome_to_api, removal_from_api, report_from_api, report_to_api, tenant_request_from_api,
+    translation_from_api, triage_to_api,
 };
 use crate::error::ApiError;
 use crate::llm::LlmWriter;
@@ -267,6 +268,97 @@ impl FirstReply for FirstReplyService {
                     fallback_reason: error.to_string(),
                 }
             }
+        }))
+    }
+
+    async fn upsert_articles(
+        &self,
+        request: Request<api::UpsertArticlesRequest>,
+    ) -> Result<Response<api::UpsertArticlesResponse>, Status> {
+        let _permit = self.admit("UpsertArticles")?;
+        let caller = caller(&request);
+        let mut upsert = request.into_inner();
+        scope(caller.as_ref(), &mut upsert.tenant)?;
+        let (tenant, articles) = articles_from_api(upsert).map_err(ApiError::InvalidArgument)?;
+        let report = blocking(&self.pipeline, move |pipeline| {
+            pipeline.upsert_articles(&tenant, &articles)
+        })
+        .await
+        .and_then(|result| result)
+        .map_err(|e| ApiError::Internal(format!("{e:#}")))?;
+        Ok(Response::new(api::UpsertArticlesResponse {
+            added: report.added as u32,
+            updated: report.updated as u32,
+            unchanged: report.unchanged as u32,
+        }))
+    }
+
+    async fn delete_articles(
+        &self,
+        request: Request<api::DeleteArticlesRequest>,
+    ) -> Result<Response<api::DeleteArticlesResponse>, Status> {
+        let _permit = self.admit("DeleteArticles")?;
+        let caller = caller(&request);
+        let mut deletion = request.into_inner();
+        scope(caller.as_ref(), &mut deletion.tenant)?;
+        let (tenant, ids) = deletion_from_api(deletion).map_err(ApiError::InvalidArgument)?;
+        let deleted = blocking(&self.pipeline, move |pipeline| {
+            pipeline.delete_articles(&tenant, &ids)
+        })
+        .await
+        .and_then(|result| result)
+        .map_err(|e| ApiError::Internal(format!("{e:#}")))?;
+        Ok(Response::new(api::DeleteArticlesResponse {
+            deleted: deleted as u32,
+        }))
+    }
+
+    async fn list_articles(
+        &self,
+        request: Request<api::ListArticlesRequest>,
+    ) -> Result<Response<api::ListArticlesResponse>, Status> {
+        let _permit = self.admit("ListArticles")?;
+        let caller = caller(&request);
+        let mut list = request.into_inner();
+        scope(caller.as_ref(), &mut list.tenant)?;
+        let tenant = tenant_request_from_api(&list.tenant).map_err(ApiError::InvalidArgument)?;
+        let entries = blocking(&self.pipeline, move |pipeline| {
+            pipeline.list_articles(&tenant)
+        })
+        .await
+        .and_then(|result| result)
+        .map_err(|e| ApiError::Internal(format!("{e:#}")))?;
+        Ok(Response::new(api::ListArticlesResponse {
+            articles: entries.iter().map(article_summary_to_api).collect(),
+        }))
+    }
+
+    async fn reindex_knowledge(
+        &self,
+        request: Request<api::ReindexKnowledgeRequest>,
+    ) -> Result<Response<api::ReindexKnowledgeResponse>, Status> {
+        let _permit = self.admit("ReindexKnowledge")?;
+        let caller = caller(&request);
+        let mut reindex = request.into_inner();
+        scope(caller.as_ref(), &mut reindex.tenant)?;
+        let tenant = tenant_request_from_api(&reindex.tenant).map_err(ApiError::InvalidArgument)?;
+        let named = tenant.clone();
+        let report = blocking(&self.pipeline, move |pipeline| {
+            pipeline.reindex_tenant(&tenant)
+        })
+        .await
+        .and_then(|result| result)
+        .map_err(|e| ApiError::Internal(format!("{e:#}")))?
+        .ok_or_else(|| {
+            Status::not_found(format!(
+                "tenant {named:?} has no folder under knowledge-base/tenants/"
+            ))
+        })?;
+        Ok(Response::new(api::ReindexKnowledgeResponse {
+            added: report.added as u32,
+            updated: report.updated as u32,
+            removed: report.removed as u32,
+            unchanged: report.unchanged as u32,
         }))
     }
 

@@ -157,29 +157,75 @@ impl KnowledgeBase {
     /// Makes the tenant's stored articles equal `articles`, embedding only
     /// what changed.
     pub fn ingest(&self, tenant: &str, articles: &[Article]) -> anyhow::Result<IngestReport> {
-        let documents: Vec<Document> = articles
+        let documents: Vec<Document> = articles.iter().map(document).collect();
+        let report = self.sync(tenant, &articles_of(tenant), &documents)?;
+        self.refresh_languages()?;
+        Ok(report)
+    }
+
+    /// Adds or replaces these articles of the tenant's, leaving its others
+    /// alone; only new or changed ones are embedded.
+    pub fn upsert(&self, tenant: &str, articles: &[Article]) -> anyhow::Result<IngestReport> {
+        let mut report = IngestReport::default();
+        for article in articles {
+            let scope = articles_of(tenant).field("article_id", &article.id);
+            let one = self.sync(tenant, &scope, &[document(article)])?;
+            report.added += one.added;
+            report.updated += one.updated;
+            report.unchanged += one.unchanged;
+        }
+        self.refresh_languages()?;
+        Ok(report)
+    }
+
+    /// Deletes these articles of the tenant's; returns how many existed.
+    pub fn delete(&self, tenant: &str, article_ids: &[String]) -> anyhow::Result<usize> {
+        let ids: Vec<u64> = article_ids.iter().map(|id| point_id(tenant, id)).collect();
+        let found: Vec<u64> = self
+            .collection
+            .retrieve(&ids)?
+            .into_iter()
+            .filter(|p| {
+                p.payload.get("tenant").and_then(Value::as_str) == Some(tenant)
+                    && p.payload.get("kind").and_then(Value::as_str) == Some("article")
+            })
+            .map(|p| p.id)
+            .collect();
+        self.collection.delete(&found)?;
+        self.refresh_languages()?;
+        Ok(found.len())
+    }
+
+    /// The tenant's articles and agent-approved answers, by id.
+    pub fn list(&self, tenant: &str) -> anyhow::Result<Vec<KnowledgeHit>> {
+        let mut entries: Vec<KnowledgeHit> = self
+            .collection
+            .scroll(&Filter::default().field("tenant", tenant))?
             .iter()
-            .map(|article| Document {
-                key: article.id.clone(),
-                text: article.search_text(),
-                language: article.language.clone(),
-                payload: payload(article),
+            .filter_map(|p| {
+                let kind = p.payload.get("kind").and_then(Value::as_str)?;
+                (kind == "article" || kind == APPROVED).then(|| hit(&p.payload, 0.0, 0.0))
             })
             .collect();
-        let scope = Filter::default()
-            .field("tenant", tenant)
-            .field("kind", "article");
-        let report = sync_documents(
+        entries.sort_by(|a, b| a.article_id.cmp(&b.article_id));
+        Ok(entries)
+    }
+
+    fn sync(
+        &self,
+        tenant: &str,
+        scope: &Filter,
+        documents: &[Document],
+    ) -> anyhow::Result<IngestReport> {
+        sync_documents(
             self.collection.as_ref(),
             self.embedder.as_ref(),
             TextKind::Passage,
             Some(&self.bm25),
             tenant,
-            &scope,
-            &documents,
-        )?;
-        self.refresh_languages()?;
-        Ok(report)
+            scope,
+            documents,
+        )
     }
 
     /// Stores an agent's reply as an answer of the tenant's, searchable like
@@ -254,36 +300,7 @@ impl KnowledgeBase {
                 .search_hybrid(request.vector, &sparse, &filter, request.limit)?;
         Ok(points
             .into_iter()
-            .map(|p| {
-                let text = |key: &str| {
-                    p.payload
-                        .get(key)
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string()
-                };
-                let categories = p
-                    .payload
-                    .get("categories")
-                    .and_then(Value::as_array)
-                    .map(|list| {
-                        list.iter()
-                            .filter_map(Value::as_str)
-                            .filter_map(Category::parse)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                KnowledgeHit {
-                    article_id: text("article_id"),
-                    title: text("title"),
-                    score: p.score,
-                    similarity: p.similarity,
-                    answer: text("answer"),
-                    language: text("language"),
-                    categories,
-                    agent_approved: text("kind") == APPROVED,
-                }
-            })
+            .map(|p| hit(&p.payload, p.score, p.similarity))
             .collect())
     }
 
@@ -311,6 +328,53 @@ impl KnowledgeBase {
         }
         *self.languages.write().expect("language index lock") = index;
         Ok(())
+    }
+}
+
+/// An article or approved answer as stored.
+fn hit(payload: &Map<String, Value>, score: f32, similarity: f32) -> KnowledgeHit {
+    let text = |key: &str| {
+        payload
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let categories = payload
+        .get("categories")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(Value::as_str)
+                .filter_map(Category::parse)
+                .collect()
+        })
+        .unwrap_or_default();
+    KnowledgeHit {
+        article_id: text("article_id"),
+        title: text("title"),
+        score,
+        similarity,
+        answer: text("answer"),
+        language: text("language"),
+        categories,
+        agent_approved: text("kind") == APPROVED,
+    }
+}
+
+/// The written articles of a tenant (not its approved answers).
+fn articles_of(tenant: &str) -> Filter {
+    Filter::default()
+        .field("tenant", tenant)
+        .field("kind", "article")
+}
+
+fn document(article: &Article) -> Document {
+    Document {
+        key: article.id.clone(),
+        text: article.search_text(),
+        language: article.language.clone(),
+        payload: payload(article),
     }
 }
 

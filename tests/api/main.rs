@@ -2,6 +2,7 @@
 
 mod feedback;
 mod helpers;
+mod knowledge;
 mod llm;
 mod operations;
 mod quality;
