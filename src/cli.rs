@@ -111,10 +111,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { addr } => {
             let addr = addr.unwrap_or_else(|| settings.server.addr.clone());
-            let llm_settings = settings.clone();
+            let serve_settings = settings.clone();
             let pipeline = build(settings).await?;
-            let writer = llm_writer(&llm_settings, &pipeline)?.map(Arc::new);
-            let metrics_addr = llm_settings.metrics.addr.trim();
+            let writer = llm_writer(&serve_settings, &pipeline)?.map(Arc::new);
+            let metrics_addr = serve_settings.metrics.addr.trim();
             if !metrics_addr.is_empty() {
                 let listener = TcpListener::bind(metrics_addr)
                     .await
@@ -124,7 +124,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let listener = TcpListener::bind(&addr)
                 .await
                 .with_context(|| format!("binding {addr}"))?;
-            let options = ServeOptions::from_settings(&llm_settings, writer)?;
+            let options = ServeOptions::from_settings(&serve_settings, writer)?;
             crate::server::run(listener, pipeline, options, shutdown_signal()).await
         }
         Command::HashKey => {

@@ -159,7 +159,7 @@ impl KnowledgeBase {
     pub fn ingest(&self, tenant: &str, articles: &[Article]) -> anyhow::Result<IngestReport> {
         let documents: Vec<Document> = articles.iter().map(document).collect();
         let report = self.sync(tenant, &articles_of(tenant), &documents)?;
-        self.refresh_languages()?;
+        self.refresh_tenant_languages(tenant)?;
         Ok(report)
     }
 
@@ -174,7 +174,7 @@ impl KnowledgeBase {
             report.updated += one.updated;
             report.unchanged += one.unchanged;
         }
-        self.refresh_languages()?;
+        self.refresh_tenant_languages(tenant)?;
         Ok(report)
     }
 
@@ -192,7 +192,7 @@ impl KnowledgeBase {
             .map(|p| p.id)
             .collect();
         self.collection.delete(&found)?;
-        self.refresh_languages()?;
+        self.refresh_tenant_languages(tenant)?;
         Ok(found.len())
     }
 
@@ -310,6 +310,25 @@ impl KnowledgeBase {
             Some(set) if set.contains(language) => language.to_string(),
             _ => "en".to_string(),
         }
+    }
+
+    /// Re-reads the languages of one tenant's articles and answers, after
+    /// that tenant's knowledge changed.
+    fn refresh_tenant_languages(&self, tenant: &str) -> anyhow::Result<()> {
+        let languages: HashSet<String> = self
+            .collection
+            .scroll(&Filter::default().field("tenant", tenant))?
+            .iter()
+            .filter_map(|p| p.payload.get("language").and_then(Value::as_str))
+            .map(str::to_string)
+            .collect();
+        let mut index = self.languages.write().expect("language index lock");
+        if languages.is_empty() {
+            index.remove(tenant);
+        } else {
+            index.insert(tenant.to_string(), languages);
+        }
+        Ok(())
     }
 
     fn refresh_languages(&self) -> anyhow::Result<()> {
