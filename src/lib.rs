@@ -11,7 +11,8 @@
 //!   collections (embedded qdrant-edge); `ingest`: incremental sync of documents.
 //! - `backlog`: escalation alerts and at-risk inquiries over the open backlog.
 //! - `signals`: multilingual lexical signals; `prompts`: reply wording per language.
-//! - `server`: the gRPC service; `batch`: JSONL batch mode; `cli`: the command line;
+//! - `server`: the gRPC service (`auth`: API keys; `idempotency`: retries replayed);
+//!   `report`: the outcome log and automation report; `batch`: JSONL batch mode; `cli`: the command line;
 //!   `config`: layered settings; `eval`: quality measurement on labelled data.
 
 pub mod api;
@@ -28,6 +29,7 @@ pub mod error;
 pub mod eval;
 pub mod feedback;
 pub mod guard;
+pub mod idempotency;
 pub mod ingest;
 pub mod labelled;
 pub mod llm;

@@ -147,7 +147,7 @@ impl Pipeline {
         let outcomes = OutcomeLog::new(Arc::new(EdgeCollection::open(
             &settings.data_dir.join("qdrant").join("outcomes"),
             OUTCOME_DIMENSION,
-        )?));
+        )?))?;
 
         let language: Arc<dyn LanguageDetector> = Arc::new(LinguaDetector::new(
             settings.language.min_letters,
@@ -801,10 +801,26 @@ impl Pipeline {
                 }
             }
         }
-        if let Err(error) = self.outcomes.record(&record) {
-            // The buyer has their answer; only the report misses one inquiry.
-            warn!(inquiry = %inquiry.id, error = %format!("{error:#}"), "outcome not recorded");
-        }
+        self.outcomes.record(&record);
+    }
+
+    /// Waits until every outcome recorded so far is stored.
+    pub fn flush_outcomes(&self) {
+        self.outcomes.flush();
+    }
+
+    /// The inquiries handled at or after `since`, as (tenant, inquiry id,
+    /// handled at): what a retry after a restart must still find.
+    pub fn handled_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<(String, String, DateTime<Utc>)>> {
+        Ok(self
+            .outcomes
+            .handled_since(since)?
+            .into_iter()
+            .map(|o| (o.tenant, o.inquiry_id, o.handled_at))
+            .collect())
     }
 
     /// What the caller got for inquiry `id` of `tenant` if it was handled
@@ -905,7 +921,7 @@ impl Pipeline {
     }
 
     /// `tenant`, or the default tenant where it is empty.
-    fn tenant_or_default<'a>(&'a self, tenant: &'a str) -> &'a str {
+    pub fn tenant_or_default<'a>(&'a self, tenant: &'a str) -> &'a str {
         if tenant.is_empty() {
             &self.settings.default_tenant
         } else {

@@ -4,15 +4,17 @@
 //! category and by language.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
+use tracing::warn;
 
 use crate::domain::{Category, DraftAction, ReasonCode};
 use crate::feedback::FeedbackRecord;
 use crate::ingest::point_id;
-use crate::store::{Collection, Filter, Point};
+use crate::store::{Collection, Filter, Point, HANDLED_AT};
 
 /// What became of one handled inquiry.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,18 +40,40 @@ pub struct OutcomeRecord {
 /// placeholder vector: they are listed, never searched by similarity.
 pub const OUTCOME_DIMENSION: usize = 1;
 const OUTCOME: &str = "outcome";
+/// Records one write to the store carries at most.
+const MAX_BATCH: usize = 256;
 
+/// The outcome log. Records are written by one background thread in
+/// batches, so handling an inquiry never waits on the store; reads see
+/// every record handed over before them.
 pub struct OutcomeLog {
     collection: Arc<dyn Collection>,
+    queue: Mutex<Option<mpsc::Sender<Write>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+enum Write {
+    Record(Point),
+    /// Answered once everything queued before it is stored.
+    Flush(mpsc::SyncSender<()>),
 }
 
 impl OutcomeLog {
-    pub fn new(collection: Arc<dyn Collection>) -> OutcomeLog {
-        OutcomeLog { collection }
+    pub fn new(collection: Arc<dyn Collection>) -> anyhow::Result<OutcomeLog> {
+        let (queue, received) = mpsc::channel();
+        let store = collection.clone();
+        let writer = std::thread::Builder::new()
+            .name("outcome-log".into())
+            .spawn(move || write_batches(&*store, &received))?;
+        Ok(OutcomeLog {
+            collection,
+            queue: Mutex::new(Some(queue)),
+            writer: Mutex::new(Some(writer)),
+        })
     }
 
-    /// Stores `record`; handling the same inquiry again replaces it.
-    pub fn record(&self, record: &OutcomeRecord) -> anyhow::Result<()> {
+    /// Queues `record` for storing; handling the same inquiry again replaces it.
+    pub fn record(&self, record: &OutcomeRecord) {
         let mut payload = Map::new();
         payload.insert("kind".into(), OUTCOME.into());
         payload.insert("tenant".into(), record.tenant.clone().into());
@@ -64,18 +88,59 @@ impl OutcomeLog {
         );
         payload.insert("text".into(), record.text.clone().into());
         payload.insert("handled_at".into(), record.handled_at.to_rfc3339().into());
+        payload.insert(HANDLED_AT.into(), record.handled_at.timestamp().into());
         payload.insert("replay".into(), record.replay.clone().into());
-        self.collection.upsert(vec![Point {
+        let point = Point {
             id: outcome_id(&record.tenant, &record.inquiry_id),
             dense: vec![1.0],
             sparse: None,
             payload,
-        }])
+        };
+        let queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        if queue
+            .as_ref()
+            .is_none_or(|queue| queue.send(Write::Record(point)).is_err())
+        {
+            warn!(inquiry = %record.inquiry_id, "outcome log closed: outcome not recorded");
+        }
+    }
+
+    /// Waits until every record queued so far is stored.
+    pub fn flush(&self) {
+        let (done, wait) = mpsc::sync_channel(1);
+        let sent = self
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|queue| queue.send(Write::Flush(done)).is_ok());
+        if sent {
+            let _ = wait.recv();
+        }
+    }
+
+    /// Stores what is queued and stops the writer; later records are lost.
+    pub fn close(&self) {
+        drop(
+            self.queue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+        if let Some(writer) = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            let _ = writer.join();
+        }
     }
 
     /// The outcome of one inquiry, if recorded: a lookup by id, whatever
     /// the size of the log.
     pub fn get(&self, tenant: &str, inquiry_id: &str) -> anyhow::Result<Option<OutcomeRecord>> {
+        self.flush();
         let points = self
             .collection
             .retrieve(&[outcome_id(tenant, inquiry_id)])?;
@@ -86,15 +151,64 @@ impl OutcomeLog {
 
     /// Every outcome of `tenant`.
     pub fn list(&self, tenant: &str) -> anyhow::Result<Vec<OutcomeRecord>> {
-        let points = self.collection.scroll(
+        self.flush();
+        self.records(
             &Filter::default()
                 .field("kind", OUTCOME)
                 .field("tenant", tenant),
-        )?;
-        Ok(points
+        )
+    }
+
+    /// Every outcome, of any tenant, handled at or after `since` (to the second).
+    pub fn handled_since(&self, since: DateTime<Utc>) -> anyhow::Result<Vec<OutcomeRecord>> {
+        self.flush();
+        self.records(
+            &Filter::default()
+                .field("kind", OUTCOME)
+                .at_least(HANDLED_AT, since.timestamp() as f64),
+        )
+    }
+
+    fn records(&self, filter: &Filter) -> anyhow::Result<Vec<OutcomeRecord>> {
+        Ok(self
+            .collection
+            .scroll(filter)?
             .iter()
             .filter_map(|point| outcome_record(&point.payload))
             .collect())
+    }
+}
+
+impl Drop for OutcomeLog {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// The writer thread: stores what arrives, a batch at a time, until the
+/// queue closes.
+fn write_batches(collection: &dyn Collection, received: &mpsc::Receiver<Write>) {
+    while let Ok(first) = received.recv() {
+        let mut points = Vec::new();
+        let mut flushes = Vec::new();
+        let mut next = Some(first);
+        while let Some(write) = next.take() {
+            match write {
+                Write::Record(point) => points.push(point),
+                Write::Flush(done) => flushes.push(done),
+            }
+            if points.len() < MAX_BATCH {
+                next = received.try_recv().ok();
+            }
+        }
+        let count = points.len();
+        if let Err(error) = collection.upsert(points) {
+            // The buyers have their answers; only the report misses these.
+            warn!(error = %format!("{error:#}"), count, "outcomes not recorded");
+        }
+        for done in flushes {
+            let _ = done.send(());
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures::Stream;
@@ -27,6 +27,7 @@ use crate::convert::{
     translation_from_api, triage_to_api,
 };
 use crate::error::ApiError;
+use crate::idempotency::{Claim, InFlight, RecentInquiries};
 use crate::llm::LlmWriter;
 use crate::metrics;
 use crate::pipeline::{blocking, Pipeline};
@@ -72,18 +73,32 @@ pub struct FirstReplyService {
     writer: Option<Arc<LlmWriter>>,
     permits: Arc<Semaphore>,
     max_in_flight: usize,
-    idempotency_window: Duration,
+    recent: Arc<RecentInquiries>,
 }
 
 impl FirstReplyService {
-    pub fn new(pipeline: Arc<Pipeline>, options: &ServeOptions) -> FirstReplyService {
-        FirstReplyService {
+    /// The service, knowing the inquiries the outcome log holds from the
+    /// last idempotency window (a retry after a restart still replays).
+    pub fn new(pipeline: Arc<Pipeline>, options: &ServeOptions) -> anyhow::Result<Self> {
+        let recent = RecentInquiries::new(options.idempotency_window);
+        if !options.idempotency_window.is_zero() {
+            let now = Utc::now();
+            let since = now - chrono::Duration::from_std(options.idempotency_window)?;
+            let instant_now = Instant::now();
+            for (tenant, id, at) in pipeline.handled_since(since)? {
+                let age = (now - at).to_std().unwrap_or_default();
+                if let Some(at) = instant_now.checked_sub(age) {
+                    recent.remember(&tenant, &id, at);
+                }
+            }
+        }
+        Ok(FirstReplyService {
             pipeline,
             writer: options.writer.clone(),
             permits: Arc::new(Semaphore::new(options.max_in_flight)),
             max_in_flight: options.max_in_flight,
-            idempotency_window: options.idempotency_window,
-        }
+            recent,
+        })
     }
 
     /// Counts the call and admits it, or sheds it at once when the server is
@@ -102,21 +117,42 @@ impl FirstReplyService {
 }
 
 impl FirstReplyService {
-    /// The events an earlier Handle of the same inquiry id sent, if it was
-    /// within the idempotency window: a helpdesk retrying a call gets the
-    /// same answer, its acknowledgement marked `duplicate`, and nothing new
-    /// reaches the buyer. A failing lookup handles the inquiry afresh.
-    fn earlier_result(&self, tenant: &str, id: &str) -> Option<HandleStream> {
-        if self.idempotency_window.is_zero() {
-            return None;
+    /// Claims the inquiry id for this call, or gives the events an earlier
+    /// Handle of the same id sent within the idempotency window: a helpdesk
+    /// retrying a call gets the same answer, its acknowledgement marked
+    /// `duplicate`, and nothing new reaches the buyer. A retry arriving
+    /// while the first call is still at work waits for it. The check is in
+    /// memory; only an actual retry reads the outcome log.
+    async fn claim(&self, tenant: &str, id: &str) -> Result<InFlight, HandleStream> {
+        loop {
+            match self.recent.claim(tenant, id) {
+                Claim::Fresh(claim) => return Ok(claim),
+                // Ends (with an error: the sender is gone) when that call does.
+                Claim::Busy(mut ended) => {
+                    let _ = ended.changed().await;
+                }
+                Claim::Handled => {
+                    if let Some(replay) = self.replay(tenant, id).await {
+                        return Err(replay);
+                    }
+                    // Recorded as handled, but the log has no result for it
+                    // (its write failed): handle it afresh.
+                    return Ok(self.recent.claim_anew(tenant, id));
+                }
+            }
         }
-        let window = chrono::Duration::from_std(self.idempotency_window).ok()?;
-        // A lookup by point id: microseconds, fine before the acknowledgement.
-        let json = self
-            .pipeline
-            .recent_result(tenant, id, window)
-            .map_err(|e| warn!(error = %format!("{e:#}"), "idempotency lookup failed"))
-            .ok()??;
+    }
+
+    async fn replay(&self, tenant: &str, id: &str) -> Option<HandleStream> {
+        let window = chrono::Duration::from_std(self.recent.window()).ok()?;
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        let json = blocking(&self.pipeline, move |pipeline| {
+            pipeline.recent_result(&tenant, &id, window)
+        })
+        .await
+        .and_then(|found| found)
+        .map_err(|e| warn!(error = %format!("{e:#}"), "idempotency lookup failed"))
+        .ok()??;
         let mut result: api::HandleResult = serde_json::from_str(&json)
             .map_err(|e| warn!(error = %e, "stored result unreadable"))
             .ok()?;
@@ -386,9 +422,11 @@ impl FirstReply for FirstReplyService {
         scope(caller.as_ref(), &mut inquiry.tenant)?;
         let now = Utc::now();
         let inquiry = inquiry_from_api(inquiry, now).map_err(ApiError::InvalidArgument)?;
-        if let Some(replay) = self.earlier_result(&inquiry.tenant, &inquiry.id) {
-            return Ok(Response::new(replay));
-        }
+        let tenant = self.pipeline.tenant_or_default(&inquiry.tenant).to_string();
+        let claim = match self.claim(&tenant, &inquiry.id).await {
+            Ok(claim) => claim,
+            Err(replay) => return Ok(Response::new(replay)),
+        };
         let prepared = self.pipeline.prepare(inquiry).map_err(ApiError::from)?;
         let ack = self.pipeline.acknowledge(&prepared, now);
         // Unbounded: a handful of events, plus the pieces of an LLM draft.
@@ -431,13 +469,10 @@ impl FirstReply for FirstReplyService {
             let replay =
                 serde_json::to_string(&handle_result_to_api(&ack, &analysis.triage, &outcome))
                     .unwrap_or_default();
-            let recorded = blocking(&pipeline, move |pipeline| {
-                pipeline.record_outcome(&analysis.triage, &prepared.inquiry, &outcome, replay)
-            })
-            .await;
-            if let Err(error) = recorded {
-                warn!(error = %format!("{error:#}"), "outcome not recorded");
-            }
+            // Queued for the log, then marked handled: a retry from now on
+            // replays it.
+            pipeline.record_outcome(&analysis.triage, &prepared.inquiry, &outcome, replay);
+            claim.handled();
         });
         Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))
     }
@@ -466,7 +501,7 @@ pub async fn run(
         llm = options.writer.is_some(),
         "serving firstreply.v1.FirstReply"
     );
-    let service = FirstReplyServer::new(FirstReplyService::new(pipeline, &options))
+    let service = FirstReplyServer::new(FirstReplyService::new(pipeline.clone(), &options)?)
         .max_decoding_message_size(options.max_message_bytes);
     let keys = options.keys.clone();
     let authenticated = InterceptedService::new(service, move |request: Request<()>| {
@@ -501,6 +536,7 @@ pub async fn run(
             draining,
         )
         .await?;
+    blocking(&pipeline, |pipeline| pipeline.flush_outcomes()).await?;
     info!("stopped");
     Ok(())
 }

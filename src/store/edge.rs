@@ -8,7 +8,7 @@ use qdrant_edge::{
     Condition, CreateIndex, Distance, EdgeConfig, EdgeShard, EdgeSparseVectorParams,
     EdgeVectorParams, FieldCondition, FieldIndexOperations, Filter as EdgeFilter, Fusion, Match,
     Modifier, NamedQuery, NamedVectors, PayloadFieldSchema, PayloadSchemaType, PointId,
-    PointInsertOperations, PointOperations, PointStruct, Prefetch, QueryEnum, QueryRequest,
+    PointInsertOperations, PointOperations, PointStruct, Prefetch, QueryEnum, QueryRequest, Range,
     ScoringQuery, ScrollRequest, UpdateOperation, ValueVariants, VectorInternal,
     VectorStructInternal, Vectors, WithPayloadInterface, WithVector,
 };
@@ -21,9 +21,14 @@ const SPARSE: &str = "bm25";
 /// Candidates each side contributes before fusion.
 const PREFETCH: usize = 20;
 const SCROLL_PAGE: usize = 256;
-/// Payload fields every search filters on: keyword-indexed, so a filtered
-/// search does not read each point's payload.
-const INDEXED_FIELDS: [&str; 3] = ["kind", "tenant", "language"];
+/// Payload fields searches filter on, indexed so a filtered search does not
+/// read each point's payload.
+const INDEXED_FIELDS: [(&str, PayloadSchemaType); 4] = [
+    ("kind", PayloadSchemaType::Keyword),
+    ("tenant", PayloadSchemaType::Keyword),
+    ("language", PayloadSchemaType::Keyword),
+    (super::HANDLED_AT, PayloadSchemaType::Float),
+];
 
 pub struct EdgeCollection {
     shard: EdgeShard,
@@ -64,7 +69,7 @@ impl EdgeCollection {
             path.display()
         );
         let indexed = shard.info().payload_schema;
-        for field in INDEXED_FIELDS {
+        for (field, schema) in INDEXED_FIELDS {
             let key = field.try_into().expect("a plain field name");
             if indexed.contains_key(&key) {
                 continue;
@@ -73,9 +78,7 @@ impl EdgeCollection {
                 .update(UpdateOperation::FieldIndexOperation(
                     FieldIndexOperations::CreateIndex(CreateIndex {
                         field_name: key,
-                        field_schema: Some(PayloadFieldSchema::FieldType(
-                            PayloadSchemaType::Keyword,
-                        )),
+                        field_schema: Some(PayloadFieldSchema::FieldType(schema)),
                     }),
                 ))
                 .with_context(|| format!("indexing payload field {field}"))?;
@@ -85,23 +88,28 @@ impl EdgeCollection {
 }
 
 fn edge_filter(filter: &Filter) -> Option<EdgeFilter> {
-    if filter.must.is_empty() {
+    if filter.is_empty() {
         return None;
     }
-    let conditions = filter
-        .must
-        .iter()
-        .map(|(key, value)| {
-            let key = key
-                .as_str()
-                .try_into()
-                .expect("payload keys are plain field names");
-            Condition::Field(FieldCondition::new_match(
-                key,
-                Match::new_value(ValueVariants::String(value.clone())),
-            ))
-        })
-        .collect();
+    let key = |key: &str| key.try_into().expect("payload keys are plain field names");
+    let equal = filter.must.iter().map(|(field, value)| {
+        Condition::Field(FieldCondition::new_match(
+            key(field),
+            Match::new_value(ValueVariants::String(value.clone())),
+        ))
+    });
+    let at_least = filter.at_least.iter().map(|(field, min)| {
+        Condition::Field(FieldCondition::new_range(
+            key(field),
+            Range {
+                gte: Some((*min).into()),
+                gt: None,
+                lt: None,
+                lte: None,
+            },
+        ))
+    });
+    let conditions = equal.chain(at_least).collect();
     Some(EdgeFilter {
         must: Some(conditions),
         ..Default::default()

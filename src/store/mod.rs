@@ -8,6 +8,10 @@ pub use edge::EdgeCollection;
 
 use serde_json::{Map, Value};
 
+/// The numeric payload field (seconds since the epoch) of records kept by
+/// time: indexed for range filters.
+pub const HANDLED_AT: &str = "handled_at_unix";
+
 /// A sparse vector: BM25 term weights by hashed token id.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SparseVector {
@@ -42,16 +46,27 @@ pub struct ScoredPoint {
     pub payload: Map<String, Value>,
 }
 
-/// Payload fields that must equal the given strings.
+/// Payload fields that must equal the given strings, and numeric fields
+/// that must be at least the given values.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Filter {
     pub must: Vec<(String, String)>,
+    pub at_least: Vec<(String, f64)>,
 }
 
 impl Filter {
     pub fn field(mut self, key: &str, value: &str) -> Filter {
         self.must.push((key.to_string(), value.to_string()));
         self
+    }
+
+    pub fn at_least(mut self, key: &str, min: f64) -> Filter {
+        self.at_least.push((key.to_string(), min));
+        self
+    }
+
+    fn is_empty(&self) -> bool {
+        self.must.is_empty() && self.at_least.is_empty()
     }
 }
 

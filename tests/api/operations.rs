@@ -170,38 +170,49 @@ async fn shutdown_turns_health_not_serving_before_closing() {
 async fn a_retried_handle_replays_the_first_answer_marked_duplicate() {
     let mut options = options();
     options.idempotency_window = Duration::from_secs(600);
-    let addr = spawn_server_with(options, std::future::pending());
+    let addr = spawn_server_with(options.clone(), std::future::pending());
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     let id = format!("retry-{nanos}");
     let text = "I would like to return the mixer, it is too loud. How do I get a refund?";
-    let first = handle_on(addr, inquiry(&id, text)).await;
-    let Some(Event::Acknowledgement(ack)) = first.first() else {
-        panic!("{first:?}");
+    let duplicate = |events: &[Event]| match events.first() {
+        Some(Event::Acknowledgement(ack)) => ack.duplicate,
+        other => panic!("no acknowledgement first: {other:?}"),
     };
-    assert!(!ack.duplicate);
-    // The outcome is recorded just after the last event is sent.
-    let mut second = Vec::new();
-    for _ in 0..50 {
-        second = handle_on(addr, inquiry(&id, text)).await;
-        if matches!(second.first(), Some(Event::Acknowledgement(a)) if a.duplicate) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let Some(Event::Acknowledgement(again)) = second.first() else {
-        panic!("{second:?}");
+    // Two calls at the same instant: one is handled, the other waits for it
+    // and replays its answer.
+    let (first, second) = tokio::join!(
+        handle_on(addr, inquiry(&id, text)),
+        handle_on(addr, inquiry(&id, text))
+    );
+    assert_eq!(
+        [duplicate(&first), duplicate(&second)]
+            .iter()
+            .filter(|d| **d)
+            .count(),
+        1,
+        "exactly one of two concurrent calls is the duplicate: {first:?} {second:?}"
+    );
+    let (original, replayed) = if duplicate(&first) {
+        (second, first)
+    } else {
+        (first, second)
     };
-    assert!(again.duplicate, "the retry is marked: {second:?}");
-    assert_eq!(again.text, ack.text);
-    assert_eq!(second.len(), first.len());
-    assert_eq!(second[1..], first[1..], "the same triage and outcome");
+    assert_eq!(replayed.len(), original.len());
+    assert_eq!(replayed[1..], original[1..], "the same triage and outcome");
+
+    // A retry after the call ended replays at once, also after a restart
+    // (a new server over the same store).
+    let again = handle_on(addr, inquiry(&id, text)).await;
+    assert!(duplicate(&again));
+    assert_eq!(again[1..], original[1..]);
+    let restarted = spawn_server_with(options, std::future::pending());
+    let after_restart = handle_on(restarted, inquiry(&id, text)).await;
+    assert!(duplicate(&after_restart), "{after_restart:?}");
+    assert_eq!(after_restart[1..], original[1..]);
 
     // Another id is a new inquiry.
     let other = handle_on(addr, inquiry(&format!("{id}-b"), text)).await;
-    let Some(Event::Acknowledgement(fresh)) = other.first() else {
-        panic!("{other:?}");
-    };
-    assert!(!fresh.duplicate);
+    assert!(!duplicate(&other));
 }
