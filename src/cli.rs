@@ -1,5 +1,5 @@
-//! The `firstreply` command line: serve, batch triage and handle, and
-//! knowledge-base ingest.
+//! The `firstreply` command line: serve, health check, batch triage and
+//! handle, evaluation and knowledge-base ingest.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,6 +37,13 @@ pub enum Command {
     /// Run the gRPC service on the embedded defaults.
     Serve {
         /// Address to listen on, e.g. 127.0.0.1:50051 (default from config).
+        #[arg(long)]
+        addr: Option<String>,
+    },
+    /// Ask a running server whether it is SERVING (gRPC health): exit 0 if
+    /// so, 1 if not. For container and orchestrator health checks.
+    Health {
+        /// The server's address (default from config).
         #[arg(long)]
         addr: Option<String>,
     },
@@ -126,6 +133,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("binding {addr}"))?;
             let options = ServeOptions::from_settings(&serve_settings, writer)?;
             crate::server::run(listener, pipeline, options, shutdown_signal()).await
+        }
+        Command::Health { addr } => {
+            let addr = addr.unwrap_or_else(|| settings.server.addr.replace("0.0.0.0", "127.0.0.1"));
+            health(&addr).await
         }
         Command::HashKey => {
             let mut key = String::new();
@@ -225,6 +236,36 @@ async fn batch(
         per_second = summary.processed as f64 / seconds.max(1e-9),
         "batch done"
     );
+    Ok(())
+}
+
+/// Exits with an error unless the server at `addr` reports SERVING within
+/// five seconds.
+async fn health(addr: &str) -> anyhow::Result<()> {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+    let check = async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+            .connect()
+            .await
+            .with_context(|| format!("connecting to {addr}"))?;
+        let status = HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: "firstreply.v1.FirstReply".into(),
+            })
+            .await?
+            .into_inner()
+            .status;
+        anyhow::Ok(status)
+    };
+    let status = tokio::time::timeout(std::time::Duration::from_secs(5), check)
+        .await
+        .context("no answer within 5 s")??;
+    anyhow::ensure!(
+        status == ServingStatus::Serving as i32,
+        "not serving (status {status})"
+    );
+    println!("SERVING");
     Ok(())
 }
 

@@ -32,6 +32,18 @@ pub struct Settings {
     pub knowledge: KnowledgeSettings,
     pub decide: DecideSettings,
     pub llm: LlmSettings,
+    pub qdrant: QdrantSettings,
+}
+
+/// A Qdrant server instead of the embedded store.
+#[derive(Debug, Clone, Deserialize)]
+pub struct QdrantSettings {
+    /// gRPC address, e.g. `http://127.0.0.1:6334`; empty: the embedded store.
+    pub url: String,
+    pub api_key: String,
+    /// Prepended to each collection name.
+    pub collection_prefix: String,
+    pub timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

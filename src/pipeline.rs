@@ -45,7 +45,7 @@ use crate::stages::sentiment::{
     load_sentiment_examples, with_vote, LexicalSentiment, PolarityVoter, SentimentAnalyzer,
 };
 use crate::stages::sla::{PolicySla, SlaInput, SlaPolicy};
-use crate::store::{Collection, EdgeCollection};
+use crate::store::{Collection, EdgeCollection, QdrantServer};
 
 /// Why an inquiry cannot be handled as sent.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +101,8 @@ pub struct Pipeline {
     classifier: Box<dyn IntentClassifier>,
     feedback: FeedbackStore,
     outcomes: OutcomeLog,
+    /// The store is a server other replicas may share.
+    shared_store: bool,
     knowledge: KnowledgeBase,
     sla: PolicySla,
     composer: Composer,
@@ -131,11 +133,27 @@ impl Pipeline {
         };
         let embedder: Arc<dyn Embedder> =
             Arc::new(BatchingEmbedder::new(model, settings.embedding.max_batch)?);
-        let open = |name: &str| -> anyhow::Result<Arc<dyn Collection>> {
-            Ok(Arc::new(EdgeCollection::open(
-                &collection_path(&settings, name, embedder.model_id()),
+        let server = if settings.qdrant.url.trim().is_empty() {
+            None
+        } else {
+            Some(QdrantServer::connect(&settings.qdrant)?)
+        };
+        // A collection per purpose and embedding model: a model change starts
+        // fresh ones. The outcome log has no model.
+        let open_store = |name: &str, dimension: usize| -> anyhow::Result<Arc<dyn Collection>> {
+            Ok(match &server {
+                Some(server) => Arc::new(server.open(name, dimension)?),
+                None => Arc::new(EdgeCollection::open(
+                    &settings.data_dir.join("qdrant").join(name),
+                    dimension,
+                )?),
+            })
+        };
+        let open = |name: &str| {
+            open_store(
+                &format!("{name}-{}", slug(embedder.model_id())),
                 embedder.dimension(),
-            )?))
+            )
         };
         let knowledge = KnowledgeBase::new(open("knowledge")?, embedder.clone())?;
         // Intent and sentiment examples share one collection, told apart by `kind`.
@@ -144,10 +162,8 @@ impl Pipeline {
             KnnIntentClassifier::new(examples.clone(), signals.clone(), &settings.intent);
         let polarity = PolarityVoter::new(examples.clone(), &settings.sentiment);
         let feedback = FeedbackStore::new(examples);
-        let outcomes = OutcomeLog::new(Arc::new(EdgeCollection::open(
-            &settings.data_dir.join("qdrant").join("outcomes"),
-            OUTCOME_DIMENSION,
-        )?))?;
+        let outcomes = OutcomeLog::new(open_store("outcomes", OUTCOME_DIMENSION)?)?;
+        let shared_store = server.is_some();
 
         let language: Arc<dyn LanguageDetector> = Arc::new(LinguaDetector::new(
             settings.language.min_letters,
@@ -162,6 +178,7 @@ impl Pipeline {
             classifier: Box::new(classifier),
             feedback,
             outcomes,
+            shared_store,
             knowledge,
             sla: if settings.policy_file.as_os_str().is_empty() {
                 PolicySla::builtin()
@@ -804,6 +821,12 @@ impl Pipeline {
         self.outcomes.record(&record);
     }
 
+    /// Whether other replicas may share the store (a Qdrant server): an
+    /// inquiry id this one has not seen may still have been handled.
+    pub fn shared_store(&self) -> bool {
+        self.shared_store
+    }
+
     /// Waits until every outcome recorded so far is stored.
     pub fn flush_outcomes(&self) {
         self.outcomes.flush();
@@ -948,9 +971,9 @@ fn stage<T>(name: &'static str, work: impl FnOnce() -> T) -> T {
     out
 }
 
-/// `data_dir/qdrant/<name>-<model>`: a model change starts a fresh collection.
-fn collection_path(settings: &Settings, name: &str, model_id: &str) -> PathBuf {
-    let slug: String = model_id
+/// A model id as a collection-name part: lowercase letters, digits and '-'.
+fn slug(model_id: &str) -> String {
+    model_id
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() {
@@ -959,11 +982,7 @@ fn collection_path(settings: &Settings, name: &str, model_id: &str) -> PathBuf {
                 '-'
             }
         })
-        .collect();
-    settings
-        .data_dir
-        .join("qdrant")
-        .join(format!("{name}-{slug}"))
+        .collect()
 }
 
 /// Runs blocking pipeline work off the async runtime.

@@ -122,11 +122,20 @@ impl FirstReplyService {
     /// retrying a call gets the same answer, its acknowledgement marked
     /// `duplicate`, and nothing new reaches the buyer. A retry arriving
     /// while the first call is still at work waits for it. The check is in
-    /// memory; only an actual retry reads the outcome log.
+    /// memory; only an actual retry reads the outcome log, and, with a store
+    /// shared by replicas, an id this replica has not seen.
     async fn claim(&self, tenant: &str, id: &str) -> Result<InFlight, HandleStream> {
         loop {
             match self.recent.claim(tenant, id) {
-                Claim::Fresh(claim) => return Ok(claim),
+                Claim::Fresh(claim) => {
+                    // Another replica sharing the store may have handled it.
+                    if self.pipeline.shared_store() && !self.recent.window().is_zero() {
+                        if let Some(replay) = self.replay(tenant, id).await {
+                            return Err(replay);
+                        }
+                    }
+                    return Ok(claim);
+                }
                 // Ends (with an error: the sender is gone) when that call does.
                 Claim::Busy(mut ended) => {
                     let _ = ended.changed().await;

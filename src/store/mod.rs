@@ -1,10 +1,12 @@
-//! Vector collections behind one trait: the embedded qdrant-edge today, a
-//! Qdrant server through the same trait later. Every collection holds a dense
+//! Vector collections behind one trait: the embedded qdrant-edge (default)
+//! or a Qdrant server through qdrant-client. Every collection holds a dense
 //! vector and an optional BM25 sparse vector per point, plus a JSON payload.
 
 mod edge;
+mod server;
 
 pub use edge::EdgeCollection;
+pub use server::{QdrantServer, ServerCollection};
 
 use serde_json::{Map, Value};
 

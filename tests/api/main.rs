@@ -6,6 +6,7 @@ mod knowledge;
 mod llm;
 mod operations;
 mod quality;
+mod store;
 
 use firstreply::api::{self, handle_event::Event};
 use helpers::{channel, client, handle, inquiry, repo, test_settings, violated_fields};
