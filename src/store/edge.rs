@@ -14,21 +14,10 @@ use qdrant_edge::{
 };
 use serde_json::{Map, Value};
 
-use super::{Collection, Filter, Point, ScoredPoint, SparseVector, StoredPoint};
-
-const DENSE: &str = "dense";
-const SPARSE: &str = "bm25";
-/// Candidates each side contributes before fusion.
-const PREFETCH: usize = 20;
-const SCROLL_PAGE: usize = 256;
-/// Payload fields searches filter on, indexed so a filtered search does not
-/// read each point's payload.
-const INDEXED_FIELDS: [(&str, PayloadSchemaType); 4] = [
-    ("kind", PayloadSchemaType::Keyword),
-    ("tenant", PayloadSchemaType::Keyword),
-    ("language", PayloadSchemaType::Keyword),
-    (super::HANDLED_AT, PayloadSchemaType::Float),
-];
+use super::{
+    Collection, FieldKind, Filter, Point, ScoredPoint, SparseVector, StoredPoint, DENSE,
+    INDEXED_FIELDS, PREFETCH, RRF_K, SCROLL_PAGE, SPARSE,
+};
 
 pub struct EdgeCollection {
     shard: EdgeShard,
@@ -69,7 +58,11 @@ impl EdgeCollection {
             path.display()
         );
         let indexed = shard.info().payload_schema;
-        for (field, schema) in INDEXED_FIELDS {
+        for (field, kind) in INDEXED_FIELDS {
+            let schema = match kind {
+                FieldKind::Keyword => PayloadSchemaType::Keyword,
+                FieldKind::Number => PayloadSchemaType::Float,
+            };
             let key = field.try_into().expect("a plain field name");
             if indexed.contains_key(&key) {
                 continue;
@@ -300,7 +293,7 @@ impl Collection for EdgeCollection {
             .query(QueryRequest {
                 prefetches,
                 query: Some(ScoringQuery::Fusion(Fusion::Rrf {
-                    k: 60,
+                    k: RRF_K as usize,
                     weights: None,
                 })),
                 filter: None,

@@ -10,6 +10,32 @@ pub use server::{QdrantServer, ServerCollection};
 
 use serde_json::{Map, Value};
 
+/// The two vectors of every point: the embedding, and BM25 term weights.
+const DENSE: &str = "dense";
+const SPARSE: &str = "bm25";
+/// Candidates each side of a hybrid search contributes before fusion.
+const PREFETCH: usize = 20;
+/// Reciprocal rank fusion's k.
+const RRF_K: u32 = 60;
+/// Points per page when listing.
+const SCROLL_PAGE: usize = 256;
+
+/// How a filtered payload field is indexed.
+#[derive(Debug, Clone, Copy)]
+enum FieldKind {
+    Keyword,
+    Number,
+}
+
+/// Payload fields searches filter on, indexed by every backend so a
+/// filtered search does not read each point's payload.
+const INDEXED_FIELDS: [(&str, FieldKind); 4] = [
+    ("kind", FieldKind::Keyword),
+    ("tenant", FieldKind::Keyword),
+    ("language", FieldKind::Keyword),
+    (HANDLED_AT, FieldKind::Number),
+];
+
 /// The numeric payload field (seconds since the epoch) of records kept by
 /// time: indexed for range filters.
 pub const HANDLED_AT: &str = "handled_at_unix";

@@ -21,23 +21,11 @@ use qdrant_client::qdrant::{
 use qdrant_client::{Payload, Qdrant};
 use serde_json::{Map, Value};
 
-use super::{Collection, Filter, Point, ScoredPoint, SparseVector, StoredPoint, HANDLED_AT};
+use super::{
+    Collection, FieldKind, Filter, Point, ScoredPoint, SparseVector, StoredPoint, DENSE,
+    INDEXED_FIELDS, PREFETCH, RRF_K, SCROLL_PAGE, SPARSE,
+};
 use crate::config::QdrantSettings;
-
-const DENSE: &str = "dense";
-const SPARSE: &str = "bm25";
-/// Candidates each side contributes before fusion (as the embedded backend).
-const PREFETCH: u64 = 20;
-const SCROLL_PAGE: u32 = 256;
-/// Reciprocal rank fusion's k, as the embedded backend.
-const RRF_K: u32 = 60;
-/// Payload fields searches filter on (as the embedded backend).
-const INDEXED_FIELDS: [(&str, FieldType); 4] = [
-    ("kind", FieldType::Keyword),
-    ("tenant", FieldType::Keyword),
-    ("language", FieldType::Keyword),
-    (HANDLED_AT, FieldType::Float),
-];
 
 /// A connection to a Qdrant server.
 #[derive(Clone)]
@@ -176,6 +164,10 @@ impl ServerCollection {
             if info.payload_schema.contains_key(field) {
                 continue;
             }
+            let kind = match kind {
+                FieldKind::Keyword => FieldType::Keyword,
+                FieldKind::Number => FieldType::Float,
+            };
             self.call(move |client, name| async move {
                 client
                     .create_field_index(
@@ -310,7 +302,7 @@ impl Collection for ServerCollection {
         let mut offset: Option<PointId> = None;
         loop {
             let mut request = ScrollPointsBuilder::new(self.name.clone())
-                .limit(SCROLL_PAGE)
+                .limit(SCROLL_PAGE as u32)
                 .with_payload(true)
                 .with_vectors(false);
             if let Some(filter) = server_filter(filter) {
@@ -378,7 +370,7 @@ impl Collection for ServerCollection {
             let mut prefetch = PrefetchQueryBuilder::default()
                 .query(query)
                 .using(using)
-                .limit(PREFETCH.max(limit as u64));
+                .limit(PREFETCH.max(limit) as u64);
             if let Some(filter) = &filter {
                 prefetch = prefetch.filter(filter.clone());
             }
