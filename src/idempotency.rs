@@ -64,27 +64,15 @@ impl RecentInquiries {
     /// within the window or is being handled. A zero window claims always.
     pub fn claim(self: &Arc<Self>, tenant: &str, id: &str) -> Claim {
         let key = (tenant.to_string(), id.to_string());
-        let (ended, watcher) = watch::channel(());
         if self.window.is_zero() {
-            return Claim::Fresh(InFlight {
-                recent: None,
-                key,
-                _ended: ended,
-            });
+            return Claim::Fresh(InFlight::untracked(key));
         }
         let mut state = self.lock();
         state.expire(Instant::now(), self.window);
         match state.entries.get(&key) {
             Some(Entry::Handled(_)) => Claim::Handled,
             Some(Entry::InFlight(watcher)) => Claim::Busy(watcher.clone()),
-            None => {
-                state.entries.insert(key.clone(), Entry::InFlight(watcher));
-                Claim::Fresh(InFlight {
-                    recent: Some(self.clone()),
-                    key,
-                    _ended: ended,
-                })
-            }
+            None => Claim::Fresh(self.track(&mut state, key)),
         }
     }
 
@@ -92,17 +80,16 @@ impl RecentInquiries {
     /// handled whose result cannot be replayed.
     pub fn claim_anew(self: &Arc<Self>, tenant: &str, id: &str) -> InFlight {
         let key = (tenant.to_string(), id.to_string());
-        let (ended, watcher) = watch::channel(());
         if self.window.is_zero() {
-            return InFlight {
-                recent: None,
-                key,
-                _ended: ended,
-            };
+            return InFlight::untracked(key);
         }
-        self.lock()
-            .entries
-            .insert(key.clone(), Entry::InFlight(watcher));
+        self.track(&mut self.lock(), key)
+    }
+
+    /// Marks `key` in flight; concurrent claims wait on the returned claim.
+    fn track(self: &Arc<Self>, state: &mut State, key: Key) -> InFlight {
+        let (ended, watcher) = watch::channel(());
+        state.entries.insert(key.clone(), Entry::InFlight(watcher));
         InFlight {
             recent: Some(self.clone()),
             key,
@@ -123,12 +110,9 @@ impl RecentInquiries {
     }
 
     /// Inquiry ids known, handled or in flight.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.lock().entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -152,6 +136,15 @@ impl State {
 }
 
 impl InFlight {
+    /// A claim nothing waits on (idempotency off).
+    fn untracked(key: Key) -> InFlight {
+        InFlight {
+            recent: None,
+            key,
+            _ended: watch::channel(()).0,
+        }
+    }
+
     /// Marks the inquiry handled: its outcome is in the log (or queued for
     /// it), so a retry within the window replays it.
     pub fn handled(mut self) {
@@ -221,6 +214,6 @@ mod tests {
         };
         first.handled();
         assert!(matches!(off.claim("shop", "q"), Claim::Fresh(_)));
-        assert!(off.is_empty());
+        assert_eq!(off.len(), 0);
     }
 }
