@@ -32,6 +32,43 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// How a client command reaches a server that serves TLS.
+#[derive(Debug, clap::Args)]
+pub struct ClientTls {
+    /// PEM CA certificate to trust: connect over TLS.
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
+    /// Name the server's certificate must carry (default: the address' host).
+    #[arg(long, requires = "tls_ca")]
+    pub tls_domain: Option<String>,
+    /// PEM client certificate and key, for a server asking for mutual TLS.
+    #[arg(long, requires_all = ["tls_ca", "tls_key"])]
+    pub tls_cert: Option<PathBuf>,
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl ClientTls {
+    /// An endpoint for `addr` ("host:port"), over TLS when a CA is given.
+    pub fn endpoint(&self, addr: &str) -> anyhow::Result<tonic::transport::Endpoint> {
+        use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+        let read = |path: &PathBuf| {
+            std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+        };
+        let Some(ca) = &self.tls_ca else {
+            return Ok(Endpoint::from_shared(format!("http://{addr}"))?);
+        };
+        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca)?));
+        if let Some(domain) = &self.tls_domain {
+            tls = tls.domain_name(domain);
+        }
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+        }
+        Ok(Endpoint::from_shared(format!("https://{addr}"))?.tls_config(tls)?)
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gRPC service on the embedded defaults.
@@ -46,6 +83,8 @@ pub enum Command {
         /// The server's address (default from config).
         #[arg(long)]
         addr: Option<String>,
+        #[command(flatten)]
+        tls: ClientTls,
     },
     /// Print the SHA-256 of an API key read from standard input, for
     /// `[auth] keys = ["tenant:HASH"]`.
@@ -134,9 +173,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let options = ServeOptions::from_settings(&serve_settings, writer)?;
             crate::server::run(listener, pipeline, options, shutdown_signal()).await
         }
-        Command::Health { addr } => {
+        Command::Health { addr, tls } => {
             let addr = addr.unwrap_or_else(|| settings.server.addr.replace("0.0.0.0", "127.0.0.1"));
-            health(&addr).await
+            health(tls.endpoint(&addr)?).await
         }
         Command::HashKey => {
             let mut key = String::new();
@@ -239,16 +278,16 @@ async fn batch(
     Ok(())
 }
 
-/// Exits with an error unless the server at `addr` reports SERVING within
-/// five seconds.
-async fn health(addr: &str) -> anyhow::Result<()> {
+/// Exits with an error unless the server at `endpoint` reports SERVING
+/// within five seconds.
+async fn health(endpoint: tonic::transport::Endpoint) -> anyhow::Result<()> {
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
     let check = async {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        let channel = endpoint
             .connect()
             .await
-            .with_context(|| format!("connecting to {addr}"))?;
+            .with_context(|| format!("connecting to {}", endpoint.uri()))?;
         let status = HealthClient::new(channel)
             .check(HealthCheckRequest {
                 service: "firstreply.v1.FirstReply".into(),

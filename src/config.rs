@@ -54,6 +54,13 @@ pub struct ServerSettings {
     pub request_timeout_secs: u64,
     pub shutdown_grace_secs: u64,
     pub idempotency_window_secs: u64,
+    /// PEM certificate chain and private key: serve over TLS; both empty:
+    /// plaintext (TLS ends at a proxy or mesh).
+    pub tls_cert: String,
+    pub tls_key: String,
+    /// PEM CA certificates: callers must present a client certificate
+    /// signed by one of them (mutual TLS); empty: not asked.
+    pub tls_client_ca: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -277,6 +284,7 @@ mod tests {
                 ("FIRSTREPLY_DATA_DIR", "/var/lib/firstreply"),
                 ("FIRSTREPLY_KNOWLEDGE__TOP_K", "7"),
                 ("FIRSTREPLY_SERVER_ADDR", "0.0.0.0:9000"),
+                ("FIRSTREPLY_SERVER_TLS_CLIENT_CA", "/etc/firstreply/ca.pem"),
                 ("UNRELATED", "x"),
                 ("FIRSTREPLY_TEST_LLM_URL", "http://127.0.0.1:8091/v1"),
             ]),
@@ -287,6 +295,7 @@ mod tests {
         assert_eq!(settings.knowledge.top_k, 7);
         assert_eq!(settings.knowledge.min_score, 0.0);
         assert_eq!(settings.server.addr, "0.0.0.0:9000");
+        assert_eq!(settings.server.tls_client_ca, "/etc/firstreply/ca.pem");
     }
 
     #[test]

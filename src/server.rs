@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use chrono::Utc;
 use futures::Stream;
 use tokio::net::TcpListener;
@@ -13,13 +14,14 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use crate::api::first_reply_server::{FirstReply, FirstReplyServer};
 use crate::api::{self, handle_event::Event, HandleEvent};
 use crate::auth::{scope, ApiKeys, Caller};
-use crate::config::Settings;
+use crate::config::{ServerSettings, Settings};
 use crate::convert::{
     acknowledgement_to_api, article_summary_to_api, articles_from_api, backlog_from_api,
     backlog_to_api, deletion_from_api, feedback_from_api, handle_result_to_api, inquiry_from_api,
@@ -46,6 +48,8 @@ pub struct ServeOptions {
     pub shutdown_grace: Duration,
     /// A Handle of an inquiry id handled this recently replays the result.
     pub idempotency_window: Duration,
+    /// Serve over TLS (rustls); `None`: plaintext.
+    pub tls: Option<ServerTlsConfig>,
 }
 
 impl ServeOptions {
@@ -62,7 +66,38 @@ impl ServeOptions {
             request_timeout: Duration::from_secs(server.request_timeout_secs.max(1)),
             shutdown_grace: Duration::from_secs(server.shutdown_grace_secs),
             idempotency_window: Duration::from_secs(server.idempotency_window_secs),
+            tls: tls_config(server)?,
         })
+    }
+}
+
+/// The TLS identity (and client CA, for mutual TLS) the settings name, read
+/// now so a wrong path stops the start rather than the first call.
+fn tls_config(server: &ServerSettings) -> anyhow::Result<Option<ServerTlsConfig>> {
+    let read = |setting: &str, path: &str| {
+        std::fs::read(path).with_context(|| format!("[server] {setting}: reading {path}"))
+    };
+    match (server.tls_cert.is_empty(), server.tls_key.is_empty()) {
+        (true, true) => {
+            anyhow::ensure!(
+                server.tls_client_ca.is_empty(),
+                "[server] tls_client_ca needs tls_cert and tls_key"
+            );
+            Ok(None)
+        }
+        (false, false) => {
+            let identity = Identity::from_pem(
+                read("tls_cert", &server.tls_cert)?,
+                read("tls_key", &server.tls_key)?,
+            );
+            let mut tls = ServerTlsConfig::new().identity(identity);
+            if !server.tls_client_ca.is_empty() {
+                let ca = read("tls_client_ca", &server.tls_client_ca)?;
+                tls = tls.client_ca_root(Certificate::from_pem(ca));
+            }
+            Ok(Some(tls))
+        }
+        _ => anyhow::bail!("[server] tls_cert and tls_key go together: set both or neither"),
     }
 }
 
@@ -506,6 +541,7 @@ pub async fn run(
         .build_v1()?;
     info!(
         addr = %listener.local_addr()?,
+        tls = options.tls.is_some(),
         authentication = !options.keys.is_empty(),
         llm = options.writer.is_some(),
         "serving firstreply.v1.FirstReply"
@@ -533,7 +569,11 @@ pub async fn run(
         tokio::time::sleep(grace).await;
         info!("closing the listener; draining open calls");
     };
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = options.tls.clone() {
+        builder = builder.tls_config(tls).context("TLS configuration")?;
+    }
+    builder
         .timeout(options.request_timeout)
         .add_service(health_service)
         .add_service(reflection)

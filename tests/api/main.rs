@@ -7,6 +7,7 @@ mod llm;
 mod operations;
 mod quality;
 mod store;
+mod tls;
 
 use firstreply::api::{self, handle_event::Event};
 use helpers::{channel, client, handle, inquiry, repo, test_settings, violated_fields};
