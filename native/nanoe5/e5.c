@@ -120,11 +120,23 @@ static void quantize_acts(const float *RESTRICT X, int L, int nin,
 }
 
 /* Y[L,nout] = X * W^T + bias,  W is Q4_0 [nout,nin]; X already quantized.
- * 4 output rows are computed together so each activation block is loaded once
- * and reused across 4 weight rows (4x less activation memory traffic). The
- * int32 block partials accumulate straight into float vectors (one hsum per
- * output); the -8 nibble offset is folded in through the activation sums. */
+ * 8 output rows are computed together: their Q4 weights are expanded to
+ * int8 once and reused over all L tokens. Per token and 32-wide block, the 8
+ * rows' integer dot products are reduced into one vector (lane r = row r),
+ * so the float work (convert, scale, accumulate) is one vector op per block
+ * instead of one per row and block. The -8 nibble offset is folded in
+ * through the activation sums. */
 #define RO 8
+#if defined(__AVX2__)
+/* lane r of the result = the sum of the 8 int32 lanes of s[r] */
+static inline __m256i reduce8(const __m256i s[8]) {
+    __m256i t01 = _mm256_hadd_epi32(s[0], s[1]), t23 = _mm256_hadd_epi32(s[2], s[3]);
+    __m256i t45 = _mm256_hadd_epi32(s[4], s[5]), t67 = _mm256_hadd_epi32(s[6], s[7]);
+    __m256i u0 = _mm256_hadd_epi32(t01, t23), u1 = _mm256_hadd_epi32(t45, t67);
+    return _mm256_add_epi32(_mm256_permute2x128_si256(u0, u1, 0x20),
+                            _mm256_permute2x128_si256(u0, u1, 0x31));
+}
+#endif
 static void matmul_q4q8(const block_q4_0 *W, const float *bias,
                         const int8_t *aq, const float *ad, const int32_t *as,
                         float *Y, int L, int nout, int nin) {
@@ -134,15 +146,20 @@ static void matmul_q4q8(const block_q4_0 *W, const float *bias,
         /* per-row-group weights pre-expanded to int8 once, reused over all L
          * tokens: the inner token loop then runs pure int8 x int8 maddubs. */
         int8_t *wexp = (int8_t *)aligned_alloc(32, (size_t)RO * nin);
+        float dwt[64][RO] __attribute__((aligned(32))); /* [block][row] scales */
 #pragma omp for schedule(static)
         for (int oo = 0; oo < nout; oo += RO) {
             int ro = nout - oo < RO ? nout - oo : RO;
-            float dwf[RO][64];
-            for (int r = 0; r < ro; r++) {
-                const block_q4_0 *wr = W + (size_t)(oo + r) * nb;
+            for (int r = 0; r < RO; r++) {
                 int8_t *we = wexp + (size_t)r * nin;
+                if (r >= ro) {  /* a partial group: zero rows, zero scales */
+                    memset(we, 0, (size_t)nin);
+                    for (int b = 0; b < nb; b++) dwt[b][r] = 0.f;
+                    continue;
+                }
+                const block_q4_0 *wr = W + (size_t)(oo + r) * nb;
                 for (int b = 0; b < nb; b++) {
-                    dwf[r][b] = fp16_to_fp32(wr[b].d);
+                    dwt[b][r] = fp16_to_fp32(wr[b].d);
                     const uint8_t *qs = wr[b].qs; int8_t *o = we + b * QK;
                     for (int j = 0; j < 16; j++) { o[j] = (qs[j] & 0x0F); o[j + 16] = (qs[j] >> 4); }
                 }
@@ -151,35 +168,35 @@ static void matmul_q4q8(const block_q4_0 *W, const float *bias,
                 const int8_t *a = aq + (size_t)t * nin;
                 const float *dT = ad + (size_t)t * nb;
                 const int32_t *sT = as + (size_t)t * nb;
+                float out[RO];
 #if defined(__AVX2__)
-                __m256 facc[RO]; float corr[RO];
-                for (int r = 0; r < ro; r++) { facc[r] = _mm256_setzero_ps(); corr[r] = 0.f; }
+                __m256 acc = _mm256_setzero_ps(), corr = _mm256_setzero_ps();
                 const __m256i ones = _mm256_set1_epi16(1);
                 for (int b = 0; b < nb; b++) {
                     __m256i av = _mm256_loadu_si256((const __m256i *)(a + b * QK));
-                    float da = dT[b]; float sa = (float)sT[b];
-                    for (int r = 0; r < ro; r++) {
-                        __m256i wv = _mm256_loadu_si256((const __m256i *)(wexp + (size_t)r * nin + b * QK));
-                        __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(wv, av), ones);
-                        float scale = dwf[r][b] * da;
-                        facc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(scale), facc[r]);
-                        corr[r] += scale * sa;
+                    __m256i s[RO];
+                    for (int r = 0; r < RO; r++) {
+                        __m256i wv = _mm256_load_si256((const __m256i *)(wexp + (size_t)r * nin + b * QK));
+                        s[r] = _mm256_madd_epi16(_mm256_maddubs_epi16(wv, av), ones);
                     }
+                    __m256 scale = _mm256_mul_ps(_mm256_load_ps(dwt[b]), _mm256_set1_ps(dT[b]));
+                    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(reduce8(s)), scale, acc);
+                    corr = _mm256_fmadd_ps(scale, _mm256_set1_ps((float)sT[b]), corr);
                 }
-                for (int r = 0; r < ro; r++)
-                    Y[(size_t)t * nout + oo + r] =
-                        (bias ? bias[oo + r] : 0.f) + hsum256(facc[r]) - 8.f * corr[r];
+                _mm256_storeu_ps(out, _mm256_fnmadd_ps(_mm256_set1_ps(8.f), corr, acc));
 #else
-                for (int r = 0; r < ro; r++) {
+                for (int r = 0; r < RO; r++) {
                     const int8_t *we = wexp + (size_t)r * nin; float acc = 0.f;
                     for (int b = 0; b < nb; b++) {
                         const int8_t *wb = we + b * QK; const int8_t *ab = a + b * QK; int isum = 0;
                         for (int j = 0; j < QK; j++) isum += wb[j] * (int)ab[j];
-                        acc += dwf[r][b] * dT[b] * (float)(isum - 8 * sT[b]);
+                        acc += dwt[b][r] * dT[b] * (float)(isum - 8 * sT[b]);
                     }
-                    Y[(size_t)t * nout + oo + r] = (bias ? bias[oo + r] : 0.f) + acc;
+                    out[r] = acc;
                 }
 #endif
+                for (int r = 0; r < ro; r++)
+                    Y[(size_t)t * nout + oo + r] = (bias ? bias[oo + r] : 0.f) + out[r];
             }
         }
         free(wexp);
