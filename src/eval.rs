@@ -514,8 +514,9 @@ fn share(outcomes: impl Iterator<Item = bool>) -> Option<f64> {
 }
 
 impl Evaluation {
-    /// The rows read wrongly (intent, a missed P1, or a clear polarity), as
-    /// JSON lines: what to look at before adding examples.
+    /// The rows read wrongly (intent, a missed P1, a clear polarity, or an
+    /// auto-reply to something else than a shipping question), as JSON
+    /// lines: what to look at before adding examples.
     pub fn mistakes(&self) -> String {
         let mut out = String::new();
         for p in &self.predictions {
@@ -524,7 +525,8 @@ impl Evaluation {
                 p.gold_polarity,
                 Some(gold @ (Polarity::Positive | Polarity::Negative)) if gold != p.polarity
             );
-            if p.gold == p.predicted && !missed_p1 && !polarity_wrong {
+            let wrong_auto_reply = p.auto_reply && p.gold != Category::ShippingStatus;
+            if p.gold == p.predicted && !missed_p1 && !polarity_wrong && !wrong_auto_reply {
                 continue;
             }
             let line = serde_json::json!({
@@ -537,6 +539,7 @@ impl Evaluation {
                 "predicted_tier": p.tier.as_str(),
                 "sentiment": p.gold_polarity.map(Polarity::as_str),
                 "predicted_sentiment": p.polarity.as_str(),
+                "auto_reply": p.auto_reply,
             });
             let _ = writeln!(out, "{line}");
         }
