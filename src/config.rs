@@ -82,6 +82,8 @@ pub struct EmbeddingSettings {
     pub max_tokens: usize,
     /// Most texts embedded in one engine call across concurrent inquiries.
     pub max_batch: usize,
+    /// The "e5" backend's matrix kernel; empty: the fastest this CPU runs.
+    pub kernel: String,
     /// The "openai" backend's server, key and text prefixes.
     pub url: String,
     pub api_key: String,
@@ -127,6 +129,9 @@ pub struct IntentSettings {
     pub temperature: f32,
     /// Temperature of the final confidence (temperature scaling).
     pub calibration_temperature: f32,
+    /// Weight of the linear head's log-probabilities beside the neighbour
+    /// vote; 0: no head.
+    pub head_weight: f32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

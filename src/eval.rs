@@ -281,6 +281,19 @@ pub fn evaluate(
             pipeline.signals(),
             &pipeline.settings().intent,
         );
+        let (head_vectors, head_labels): (Vec<&[f32]>, Vec<Category>) = seeds
+            .iter()
+            .zip(&seed_vectors)
+            .map(|(seed, v)| (v.as_slice(), seed.category))
+            .chain(
+                rows.iter()
+                    .zip(&vectors)
+                    .enumerate()
+                    .filter(|(i, _)| i % folds.max(1) != fold)
+                    .map(|(_, (row, v))| (v.as_slice(), row.category)),
+            )
+            .unzip();
+        classifier.train_head(&head_vectors, &head_labels)?;
         for i in (0..rows.len()).filter(|i| i % folds.max(1) == fold) {
             predictions.push((
                 i,

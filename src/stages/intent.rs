@@ -5,8 +5,8 @@
 //! is raised for threats, anger and VIP buyers.
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use anyhow::Context;
 use serde_json::{Map, Value};
@@ -14,9 +14,10 @@ use serde_json::{Map, Value};
 use crate::domain::{Category, EmotionKind, Inquiry, IntentGuess, Polarity, Sentiment, Tier};
 use crate::embed::Embedder;
 use crate::feedback::CORRECTION;
-use crate::ingest::{sync_seed_examples, Document, IngestReport};
+use crate::ingest::{sync_seed_examples, Document, IngestReport, SEED_TENANT};
 use crate::labelled::{files_in, LabelledFile};
 use crate::signals::Signals;
+use crate::stages::head::LinearHead;
 use crate::store::{Collection, Filter, ScoredPoint};
 
 /// One labelled example inquiry.
@@ -82,7 +83,8 @@ pub trait IntentClassifier: Send + Sync {
     ) -> anyhow::Result<IngestReport>;
 }
 
-/// Nearest-neighbour vote over labelled examples, plus keyword evidence.
+/// Nearest-neighbour vote over labelled examples and a linear head trained on
+/// them, plus keyword evidence.
 pub struct KnnIntentClassifier {
     collection: Arc<dyn Collection>,
     signals: Arc<Signals>,
@@ -93,6 +95,11 @@ pub struct KnnIntentClassifier {
     temperature: f32,
     /// Divides the final logits: below 1 sharpens an under-confident vote.
     calibration: f32,
+    /// Weight of the head's log-probabilities; 0: no head.
+    head_weight: f32,
+    /// Trained (or loaded from `head_cache`) when the examples are ingested.
+    head: RwLock<Option<Arc<LinearHead>>>,
+    head_cache: Option<PathBuf>,
 }
 
 /// A correction votes like this many labelled examples at its place.
@@ -119,7 +126,83 @@ impl KnnIntentClassifier {
             keyword_weight: settings.keyword_weight,
             temperature: settings.temperature.max(1e-3),
             calibration: settings.calibration_temperature.max(1e-3),
+            head_weight: settings.head_weight.max(0.0),
+            head: RwLock::new(None),
+            head_cache: None,
         }
+    }
+
+    /// Caches the trained head at `path`, so a restart with the same examples
+    /// and model does not retrain it.
+    pub fn with_head_cache(mut self, path: PathBuf) -> KnnIntentClassifier {
+        self.head_cache = Some(path);
+        self
+    }
+
+    /// Trains the head on these examples (used where the examples are not the
+    /// stored ones, as in `firstreply eval`'s folds); a no-op with no head.
+    pub fn train_head(&self, vectors: &[&[f32]], labels: &[Category]) -> anyhow::Result<()> {
+        if self.head_weight > 0.0 {
+            self.set_head(LinearHead::train(vectors, labels)?);
+        }
+        Ok(())
+    }
+
+    fn set_head(&self, head: LinearHead) {
+        *self.head.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(head));
+    }
+
+    /// The head for the stored examples: the cached one if it was trained on
+    /// exactly these examples with this model, else trained now and cached.
+    fn fit_head(&self, model_id: &str) -> anyhow::Result<()> {
+        let scope = Filter::default()
+            .field("tenant", SEED_TENANT)
+            .field("kind", "example");
+        let labelled: HashMap<u64, Category> = self
+            .collection
+            .scroll(&scope)?
+            .into_iter()
+            .filter_map(|point| {
+                let category = point.payload.get("intent")?.as_str()?;
+                Some((point.id, Category::parse(category)?))
+            })
+            .collect();
+        if labelled.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<u64> = labelled.keys().copied().collect();
+        let fingerprint = LinearHead::fingerprint(model_id, &ids);
+        if let Some(head) = self
+            .head_cache
+            .as_deref()
+            .and_then(|path| LinearHead::load(path, &fingerprint))
+        {
+            self.set_head(head);
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let mut vectors = Vec::with_capacity(ids.len());
+        let mut labels = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(1024) {
+            for (id, vector) in self.collection.dense_vectors(chunk)? {
+                if let Some(&category) = labelled.get(&id) {
+                    vectors.push(vector);
+                    labels.push(category);
+                }
+            }
+        }
+        let refs: Vec<&[f32]> = vectors.iter().map(Vec::as_slice).collect();
+        let head = LinearHead::train(&refs, &labels)?;
+        tracing::info!(
+            examples = refs.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "intent head trained"
+        );
+        if let Some(path) = &self.head_cache {
+            head.save(path, &fingerprint)?;
+        }
+        self.set_head(head);
+        Ok(())
     }
 
     fn keyword_hits(&self, text: &str, language: &str) -> [f32; 10] {
@@ -169,6 +252,12 @@ impl IntentClassifier for KnnIntentClassifier {
         }
         let total: f32 = votes.iter().sum();
         let keywords = self.keyword_hits(query.text, query.language);
+        let head = self
+            .head
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .map(|head| head.probabilities(query.vector));
         for (slot, logit) in logits.iter_mut().enumerate() {
             // A small floor keeps categories without neighbours reachable by keywords.
             let knn = if total > 0.0 {
@@ -177,6 +266,9 @@ impl IntentClassifier for KnnIntentClassifier {
                 0.1
             };
             *logit = (knn + KNN_FLOOR).ln() + self.keyword_weight * keywords[slot];
+            if let Some(head) = &head {
+                *logit += self.head_weight * head[slot].max(1e-6).ln();
+            }
         }
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let exp: Vec<f32> = logits
@@ -238,7 +330,11 @@ impl IntentClassifier for KnnIntentClassifier {
                 payload: example_payload(example.category),
             })
             .collect();
-        sync_seed_examples(self.collection.as_ref(), embedder, "example", &documents)
+        let report = sync_seed_examples(self.collection.as_ref(), embedder, "example", &documents)?;
+        if self.head_weight > 0.0 {
+            self.fit_head(embedder.model_id())?;
+        }
+        Ok(report)
     }
 }
 

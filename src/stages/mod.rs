@@ -2,6 +2,7 @@
 
 pub mod compose;
 pub mod decide;
+pub mod head;
 pub mod intent;
 pub mod knowledge;
 pub mod language;

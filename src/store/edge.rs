@@ -239,6 +239,32 @@ impl Collection for EdgeCollection {
             .collect())
     }
 
+    fn dense_vectors(&self, ids: &[u64]) -> anyhow::Result<Vec<(u64, Vec<f32>)>> {
+        let ids: Vec<PointId> = ids.iter().map(|&id| PointId::NumId(id)).collect();
+        let records = self
+            .shard
+            .retrieve(
+                &ids,
+                Some(WithPayloadInterface::Bool(false)),
+                Some(WithVector::Selector(vec![DENSE.into()])),
+            )
+            .context("retrieving vectors")?;
+        Ok(records
+            .into_iter()
+            .filter_map(|r| {
+                let dense = match r.vector? {
+                    VectorStructInternal::Named(mut named) => match named.remove(DENSE)? {
+                        VectorInternal::Dense(dense) => dense,
+                        _ => return None,
+                    },
+                    VectorStructInternal::Single(dense) => dense,
+                    VectorStructInternal::MultiDense(_) => return None,
+                };
+                Some((numeric_id(r.id)?, dense))
+            })
+            .collect())
+    }
+
     fn search_dense(
         &self,
         dense: &[f32],

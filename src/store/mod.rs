@@ -106,6 +106,8 @@ pub trait Collection: Send + Sync {
     fn scroll(&self, filter: &Filter) -> anyhow::Result<Vec<StoredPoint>>;
     /// The points with these ids that exist, payload only.
     fn retrieve(&self, ids: &[u64]) -> anyhow::Result<Vec<StoredPoint>>;
+    /// The dense vectors of the points with these ids that exist.
+    fn dense_vectors(&self, ids: &[u64]) -> anyhow::Result<Vec<(u64, Vec<f32>)>>;
     /// Nearest points by the dense vector.
     fn search_dense(
         &self,

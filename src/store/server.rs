@@ -16,7 +16,7 @@ use qdrant_client::qdrant::{
     PointsIdsList, PrefetchQueryBuilder, Query, QueryPointsBuilder, Range, RrfBuilder,
     ScrollPointsBuilder, SparseVectorParamsBuilder, SparseVectorsConfigBuilder,
     UpsertPointsBuilder, Value as QdrantValue, VectorInput, VectorParamsBuilder,
-    VectorsConfigBuilder,
+    VectorsConfigBuilder, VectorsSelector,
 };
 use qdrant_client::{Payload, Qdrant};
 use serde_json::{Map, Value};
@@ -336,6 +336,34 @@ impl Collection for ServerCollection {
             })
             .context("retrieving points")?;
         Ok(stored_points(found.result))
+    }
+
+    fn dense_vectors(&self, ids: &[u64]) -> anyhow::Result<Vec<(u64, Vec<f32>)>> {
+        let ids: Vec<PointId> = ids.iter().map(|&id| id.into()).collect();
+        let found = self
+            .call(|client, name| async move {
+                client
+                    .get_points(
+                        GetPointsBuilder::new(name, ids)
+                            .with_payload(false)
+                            .with_vectors(VectorsSelector {
+                                names: vec![DENSE.to_string()],
+                            }),
+                    )
+                    .await
+            })
+            .context("retrieving vectors")?;
+        Ok(found
+            .result
+            .into_iter()
+            .filter_map(|point| {
+                let dense = match point.vectors.as_ref()?.get_vector_by_name(DENSE)? {
+                    vector_output::Vector::Dense(dense) => dense.data,
+                    _ => return None,
+                };
+                Some((numeric_id(point.id)?, dense))
+            })
+            .collect())
     }
 
     fn search_dense(

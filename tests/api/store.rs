@@ -128,6 +128,25 @@ fn conform(open: &Open) {
         .unwrap();
     assert_eq!(ids(recent.iter().map(|p| p.id)), vec![2, 3]);
 
+    // Stored vectors come back by id (cosine vectors, unit length); unknown
+    // ids are skipped.
+    let mut stored = docs.dense_vectors(&[3, 1, 99]).unwrap();
+    stored.sort_by_key(|(id, _)| *id);
+    assert_eq!(
+        stored.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        vec![1, 3]
+    );
+    assert_eq!(stored[0].1, vec![1.0, 0.0, 0.0]);
+    let half = std::f32::consts::FRAC_1_SQRT_2;
+    assert!(
+        stored[1]
+            .1
+            .iter()
+            .zip([half, half, 0.0])
+            .all(|(a, b)| (a - b).abs() < 1e-5),
+        "{stored:?}"
+    );
+
     // Hybrid: the sparse side lifts a point the dense side ranks last;
     // `similarity` stays the dense cosine whatever the fused score.
     let sparse = SparseVector {

@@ -1,0 +1,282 @@
+//! A linear head on the inquiry's embedding: multinomial logistic regression
+//! trained on the labelled examples. The neighbour vote recalls the examples
+//! closest to an inquiry; the head has learnt, from all of them at once, which
+//! directions of the embedding separate the categories, so it generalises to
+//! phrasings no example is near. The classifier adds both, in log space.
+//!
+//! Training is deterministic (full-batch Adam from zero weights) and takes a
+//! few seconds; the result is cached in the data folder under a fingerprint of
+//! the examples and the model, so start-up only retrains when they change.
+
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use sha2::{Digest, Sha256};
+
+use crate::domain::Category;
+
+const CLASSES: usize = Category::ALL.len();
+/// Inputs are unit vectors: scaled up, a logit of one unit is reachable.
+const INPUT_SCALE: f32 = 20.0;
+/// L2 penalty on the weights.
+const L2: f32 = 0.01;
+const STEPS: usize = 150;
+const LEARNING_RATE: f32 = 0.025;
+/// Bumped whenever training changes, so cached heads are retrained.
+const VERSION: &str = "linear-head-1";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinearHead {
+    dimension: usize,
+    /// `CLASSES` rows of `dimension` weights.
+    weights: Vec<f32>,
+    bias: [f32; CLASSES],
+}
+
+impl LinearHead {
+    /// Trains on `vectors` labelled `labels`. Every category weighs the same
+    /// in the loss, however many examples it has.
+    pub fn train(vectors: &[&[f32]], labels: &[Category]) -> anyhow::Result<LinearHead> {
+        let Some(first) = vectors.first() else {
+            bail!("no examples to train the intent head on");
+        };
+        let dimension = first.len();
+        if labels.len() != vectors.len() || vectors.iter().any(|v| v.len() != dimension) {
+            bail!("intent head: vectors and labels do not line up");
+        }
+        let mut counts = [0usize; CLASSES];
+        for label in labels {
+            counts[label.index()] += 1;
+        }
+        let n = vectors.len() as f32;
+        let class_weight: Vec<f32> = counts
+            .iter()
+            .map(|&c| {
+                if c == 0 {
+                    0.0
+                } else {
+                    n / (CLASSES as f32 * c as f32)
+                }
+            })
+            .collect();
+
+        let mut head = LinearHead {
+            dimension,
+            weights: vec![0.0; CLASSES * dimension],
+            bias: [0.0; CLASSES],
+        };
+        let mut adam_w = Adam::new(CLASSES * dimension);
+        let mut adam_b = Adam::new(CLASSES);
+        let mut grad_w = vec![0.0f32; CLASSES * dimension];
+        for step in 1..=STEPS {
+            grad_w.fill(0.0);
+            let mut grad_b = [0.0f32; CLASSES];
+            for (vector, label) in vectors.iter().zip(labels) {
+                let p = head.probabilities(vector);
+                let weight = class_weight[label.index()] / n;
+                let rows = grad_w.chunks_exact_mut(dimension);
+                for (class, ((p, gb), row)) in p.iter().zip(&mut grad_b).zip(rows).enumerate() {
+                    let target = if class == label.index() { 1.0 } else { 0.0 };
+                    let g = (p - target) * weight;
+                    *gb += g;
+                    for (acc, x) in row.iter_mut().zip(vector.iter()) {
+                        *acc += g * INPUT_SCALE * x;
+                    }
+                }
+            }
+            for (g, w) in grad_w.iter_mut().zip(&head.weights) {
+                *g += L2 * w;
+            }
+            adam_w.step(&mut head.weights, &grad_w, step);
+            adam_b.step(&mut head.bias, &grad_b, step);
+        }
+        Ok(head)
+    }
+
+    /// The category probabilities for one embedding.
+    pub fn probabilities(&self, vector: &[f32]) -> [f32; CLASSES] {
+        let mut logits = self.bias;
+        for (logit, row) in logits
+            .iter_mut()
+            .zip(self.weights.chunks_exact(self.dimension))
+        {
+            *logit += INPUT_SCALE * dot(row, vector);
+        }
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0;
+        for logit in &mut logits {
+            *logit = (*logit - max).exp();
+            sum += *logit;
+        }
+        logits.map(|e| e / sum)
+    }
+
+    /// What a cached head must match: the training version, the model and
+    /// every example (by its stable point id).
+    pub fn fingerprint(model_id: &str, example_ids: &[u64]) -> String {
+        let mut ids = example_ids.to_vec();
+        ids.sort_unstable();
+        let mut hasher = Sha256::new();
+        hasher.update(VERSION.as_bytes());
+        hasher.update([0]);
+        hasher.update(model_id.as_bytes());
+        for id in ids {
+            hasher.update(id.to_le_bytes());
+        }
+        hex(&hasher.finalize())
+    }
+
+    /// A head cached at `path` under `fingerprint`; `None` if there is none,
+    /// it was trained on something else, or it cannot be read.
+    pub fn load(path: &Path, fingerprint: &str) -> Option<LinearHead> {
+        let bytes = std::fs::read(path).ok()?;
+        let (stored, rest) = bytes.split_at_checked(64)?;
+        if stored != fingerprint.as_bytes() || rest.len() % 4 != 0 {
+            return None;
+        }
+        let numbers: Vec<f32> = rest
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let (bias, weights) = numbers.split_at_checked(CLASSES)?;
+        if weights.is_empty() || weights.len() % CLASSES != 0 {
+            return None;
+        }
+        Some(LinearHead {
+            dimension: weights.len() / CLASSES,
+            weights: weights.to_vec(),
+            bias: bias.try_into().ok()?,
+        })
+    }
+
+    /// Caches the head at `path` (written whole, then renamed into place).
+    pub fn save(&self, path: &Path, fingerprint: &str) -> anyhow::Result<()> {
+        let mut bytes = fingerprint.as_bytes().to_vec();
+        for number in self.bias.iter().chain(&self.weights) {
+            bytes.extend_from_slice(&number.to_le_bytes());
+        }
+        let partial = path.with_extension("partial");
+        std::fs::write(&partial, bytes)
+            .with_context(|| format!("writing {}", partial.display()))?;
+        std::fs::rename(&partial, path).with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+/// Adam's moment estimates for one parameter block.
+struct Adam {
+    m: Vec<f32>,
+    v: Vec<f32>,
+}
+
+impl Adam {
+    const BETA1: f32 = 0.9;
+    const BETA2: f32 = 0.999;
+
+    fn new(len: usize) -> Adam {
+        Adam {
+            m: vec![0.0; len],
+            v: vec![0.0; len],
+        }
+    }
+
+    fn step(&mut self, params: &mut [f32], grads: &[f32], step: usize) {
+        let c1 = 1.0 - Self::BETA1.powi(step as i32);
+        let c2 = 1.0 - Self::BETA2.powi(step as i32);
+        for (((p, g), m), v) in params
+            .iter_mut()
+            .zip(grads)
+            .zip(&mut self.m)
+            .zip(&mut self.v)
+        {
+            *m = Self::BETA1 * *m + (1.0 - Self::BETA1) * g;
+            *v = Self::BETA2 * *v + (1.0 - Self::BETA2) * g * g;
+            *p -= LEARNING_RATE * (*m / c1) / ((*v / c2).sqrt() + 1e-8);
+        }
+    }
+}
+
+/// Eight partial sums, so the compiler can keep them in one vector register.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (a8, a_rest) = a.split_at(a.len() - a.len() % 8);
+    let (b8, b_rest) = b.split_at(a8.len().min(b.len()));
+    for (x, y) in a8.chunks_exact(8).zip(b8.chunks_exact(8)) {
+        for ((acc, x), y) in acc.iter_mut().zip(x).zip(y) {
+            *acc += x * y;
+        }
+    }
+    let rest: f32 = a_rest.iter().zip(b_rest).map(|(x, y)| x * y).sum();
+    acc.iter().sum::<f32>() + rest
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three categories along three axes, with noise on the others.
+    fn clusters() -> (Vec<Vec<f32>>, Vec<Category>) {
+        let categories = [
+            Category::ShippingStatus,
+            Category::RefundReturn,
+            Category::Complaint,
+        ];
+        let mut vectors = Vec::new();
+        let mut labels = Vec::new();
+        for i in 0..60usize {
+            let class = i % 3;
+            let mut v = [0.0f32; 16];
+            v[class] = 1.0;
+            v[3 + i % 13] += 0.4;
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            vectors.push(v.iter().map(|x| x / norm).collect());
+            labels.push(categories[class]);
+        }
+        (vectors, labels)
+    }
+
+    #[test]
+    fn learns_separable_categories_and_round_trips_through_its_cache() {
+        let (vectors, labels) = clusters();
+        let refs: Vec<&[f32]> = vectors.iter().map(Vec::as_slice).collect();
+        let head = LinearHead::train(&refs, &labels).unwrap();
+        for (v, label) in vectors.iter().zip(&labels) {
+            let p = head.probabilities(v);
+            let best = (0..CLASSES).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap();
+            assert_eq!(Category::ALL[best], *label, "{p:?}");
+            assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+        }
+        // Categories without examples get little mass.
+        let p = head.probabilities(&vectors[0]);
+        assert!(p[Category::Account.index()] < 0.05, "{p:?}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("head.bin");
+        let ids = [3u64, 1, 2];
+        let fingerprint = LinearHead::fingerprint("model", &ids);
+        assert_eq!(fingerprint, LinearHead::fingerprint("model", &[1, 2, 3]));
+        head.save(&path, &fingerprint).unwrap();
+        assert_eq!(LinearHead::load(&path, &fingerprint), Some(head));
+        // Another example set or model: not this head.
+        assert_eq!(
+            LinearHead::load(&path, &LinearHead::fingerprint("model", &[1, 2])),
+            None
+        );
+        assert_eq!(
+            LinearHead::load(&path, &LinearHead::fingerprint("other", &ids)),
+            None
+        );
+    }
+
+    #[test]
+    fn refuses_mismatched_input() {
+        assert!(LinearHead::train(&[], &[]).is_err());
+        let a = [1.0f32, 0.0];
+        let b = [1.0f32, 0.0, 0.0];
+        assert!(LinearHead::train(&[&a[..], &b[..]], &[Category::Other, Category::Other]).is_err());
+        assert!(LinearHead::train(&[&a[..]], &[]).is_err());
+    }
+}
