@@ -23,7 +23,7 @@ const L2: f32 = 0.01;
 const STEPS: usize = 150;
 const LEARNING_RATE: f32 = 0.025;
 /// Bumped whenever training changes, so cached heads are retrained.
-const VERSION: &str = "linear-head-1";
+const VERSION: &str = "linear-head-2";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinearHead {

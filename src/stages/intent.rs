@@ -181,17 +181,17 @@ impl KnnIntentClassifier {
             return Ok(());
         }
         let started = std::time::Instant::now();
-        let mut vectors = Vec::with_capacity(ids.len());
-        let mut labels = Vec::with_capacity(ids.len());
+        let mut stored = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(1024) {
-            for (id, vector) in self.collection.dense_vectors(chunk)? {
-                if let Some(&category) = labelled.get(&id) {
-                    vectors.push(vector);
-                    labels.push(category);
-                }
-            }
+            stored.extend(self.collection.dense_vectors(chunk)?);
         }
-        let refs: Vec<&[f32]> = vectors.iter().map(Vec::as_slice).collect();
+        // In id order: the gradient sums, and so the head, do not depend on
+        // the order the store returns points in.
+        stored.sort_unstable_by_key(|(id, _)| *id);
+        let (refs, labels): (Vec<&[f32]>, Vec<Category>) = stored
+            .iter()
+            .filter_map(|(id, vector)| Some((vector.as_slice(), *labelled.get(id)?)))
+            .unzip();
         let head = LinearHead::train(&refs, &labels)?;
         tracing::info!(
             examples = refs.len(),
