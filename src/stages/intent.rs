@@ -1,7 +1,8 @@
 //! Intent and tier. The intent is voted by the nearest labelled examples
-//! (`knowledge-base/intents/<lang>.toml`, stored in the vector store) and by
-//! the tenant's own agent corrections (stored there too, as they arrive),
-//! then sharpened by lexical keywords; the tier starts from the category and
+//! (`knowledge-base/intents/<lang>.toml`, stored in the vector store), scored
+//! by a linear head trained on them (`head.rs`) and voted by the tenant's own
+//! agent corrections (stored there too, as they arrive), then sharpened by
+//! lexical keywords; the tier starts from the category and
 //! is raised for threats, anger and VIP buyers.
 
 use std::collections::HashMap;
