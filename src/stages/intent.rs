@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use crate::domain::{Category, EmotionKind, Inquiry, IntentGuess, Polarity, Sentiment, Tier};
 use crate::embed::Embedder;
 use crate::feedback::CORRECTION;
-use crate::ingest::{sync_seed_examples, Document, IngestReport, SEED_TENANT};
+use crate::ingest::{point_id, sync_seed_examples, Document, IngestReport, SEED_TENANT};
 use crate::labelled::{files_in, LabelledFile};
 use crate::signals::Signals;
 use crate::stages::head::LinearHead;
@@ -153,21 +153,10 @@ impl KnnIntentClassifier {
         *self.head.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(head));
     }
 
-    /// The head for the stored examples: the cached one if it was trained on
-    /// exactly these examples with this model, else trained now and cached.
-    fn fit_head(&self, model_id: &str) -> anyhow::Result<()> {
-        let scope = Filter::default()
-            .field("tenant", SEED_TENANT)
-            .field("kind", "example");
-        let labelled: HashMap<u64, Category> = self
-            .collection
-            .scroll(&scope)?
-            .into_iter()
-            .filter_map(|point| {
-                let category = point.payload.get("intent")?.as_str()?;
-                Some((point.id, Category::parse(category)?))
-            })
-            .collect();
+    /// The head for the stored examples (`labelled`: point id and category):
+    /// the cached one if it was trained on exactly these examples with this
+    /// model, else trained now on their stored vectors and cached.
+    fn fit_head(&self, model_id: &str, labelled: &HashMap<u64, Category>) -> anyhow::Result<()> {
         if labelled.is_empty() {
             return Ok(());
         }
@@ -333,7 +322,12 @@ impl IntentClassifier for KnnIntentClassifier {
             .collect();
         let report = sync_seed_examples(self.collection.as_ref(), embedder, "example", &documents)?;
         if self.head_weight > 0.0 {
-            self.fit_head(embedder.model_id())?;
+            let labelled: HashMap<u64, Category> = examples
+                .iter()
+                .zip(&documents)
+                .map(|(example, document)| (point_id(SEED_TENANT, &document.key), example.category))
+                .collect();
+            self.fit_head(embedder.model_id(), &labelled)?;
         }
         Ok(report)
     }

@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use qdrant_client::qdrant::{
-    point_id::PointIdOptions, vector_output, vectors_config, Condition, CreateCollectionBuilder,
-    CreateFieldIndexCollectionBuilder, DeletePointsBuilder, Distance, FieldType,
-    Filter as QdrantFilter, GetPointsBuilder, Modifier, NamedVectors, PointId, PointStruct,
-    PointsIdsList, PrefetchQueryBuilder, Query, QueryPointsBuilder, Range, RrfBuilder,
-    ScrollPointsBuilder, SparseVectorParamsBuilder, SparseVectorsConfigBuilder,
-    UpsertPointsBuilder, Value as QdrantValue, VectorInput, VectorParamsBuilder,
-    VectorsConfigBuilder, VectorsSelector,
+    point_id::PointIdOptions, vector_output, vectors_config, with_vectors_selector, Condition,
+    CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, DeletePointsBuilder, Distance,
+    FieldType, Filter as QdrantFilter, GetPointsBuilder, Modifier, NamedVectors, PointId,
+    PointStruct, PointsIdsList, PrefetchQueryBuilder, Query, QueryPointsBuilder, Range,
+    RetrievedPoint, RrfBuilder, ScrollPointsBuilder, SparseVectorParamsBuilder,
+    SparseVectorsConfigBuilder, UpsertPointsBuilder, Value as QdrantValue, VectorInput,
+    VectorParamsBuilder, VectorsConfigBuilder, VectorsSelector,
 };
 use qdrant_client::{Payload, Qdrant};
 use serde_json::{Map, Value};
@@ -110,6 +110,23 @@ impl ServerCollection {
         T: Send + 'static,
     {
         Ok(on_io_runtime(call(self.client.clone(), self.name.clone()))?)
+    }
+
+    /// The points with these ids that exist, with or without payload and
+    /// with the vectors `vectors` selects.
+    fn get_points(
+        &self,
+        ids: &[u64],
+        payload: bool,
+        vectors: impl Into<with_vectors_selector::SelectorOptions>,
+    ) -> anyhow::Result<Vec<RetrievedPoint>> {
+        let ids: Vec<PointId> = ids.iter().map(|&id| id.into()).collect();
+        let request = GetPointsBuilder::new(self.name.clone(), ids)
+            .with_payload(payload)
+            .with_vectors(vectors)
+            .build();
+        let found = self.call(|client, _| async move { client.get_points(request).await })?;
+        Ok(found.result)
     }
 
     fn prepare(&self, dimension: usize) -> anyhow::Result<()> {
@@ -212,7 +229,7 @@ fn json_payload(payload: HashMap<String, QdrantValue>) -> Map<String, Value> {
     Payload::from(payload).into()
 }
 
-fn stored_points(points: Vec<qdrant_client::qdrant::RetrievedPoint>) -> Vec<StoredPoint> {
+fn stored_points(points: Vec<RetrievedPoint>) -> Vec<StoredPoint> {
     points
         .into_iter()
         .filter_map(|point| {
@@ -323,38 +340,20 @@ impl Collection for ServerCollection {
     }
 
     fn retrieve(&self, ids: &[u64]) -> anyhow::Result<Vec<StoredPoint>> {
-        let ids: Vec<PointId> = ids.iter().map(|&id| id.into()).collect();
         let found = self
-            .call(|client, name| async move {
-                client
-                    .get_points(
-                        GetPointsBuilder::new(name, ids)
-                            .with_payload(true)
-                            .with_vectors(false),
-                    )
-                    .await
-            })
+            .get_points(ids, true, false)
             .context("retrieving points")?;
-        Ok(stored_points(found.result))
+        Ok(stored_points(found))
     }
 
     fn dense_vectors(&self, ids: &[u64]) -> anyhow::Result<Vec<(u64, Vec<f32>)>> {
-        let ids: Vec<PointId> = ids.iter().map(|&id| id.into()).collect();
+        let dense_only = VectorsSelector {
+            names: vec![DENSE.to_string()],
+        };
         let found = self
-            .call(|client, name| async move {
-                client
-                    .get_points(
-                        GetPointsBuilder::new(name, ids)
-                            .with_payload(false)
-                            .with_vectors(VectorsSelector {
-                                names: vec![DENSE.to_string()],
-                            }),
-                    )
-                    .await
-            })
+            .get_points(ids, false, dense_only)
             .context("retrieving vectors")?;
         Ok(found
-            .result
             .into_iter()
             .filter_map(|point| {
                 let dense = match point.vectors.as_ref()?.get_vector_by_name(DENSE)? {
