@@ -124,6 +124,8 @@ fn main() -> anyhow::Result<()> {
     }
 
     let mut prepare = Stage::new("prepare (fast stages)");
+    let mut language = Stage::new("  of which language");
+    let mut keywords = Stage::new("  of which keyword scan");
     let mut acknowledge = Stage::new("acknowledge");
     let mut embed = Stage::new("embed, one text");
     let mut embed_batch = Stage::new("embed, batch of 16 (/text)");
@@ -143,6 +145,12 @@ fn main() -> anyhow::Result<()> {
     for inquiry in &inquiries {
         let whole = Instant::now();
         let prepared = prepare.time(1, || pipeline.prepare(inquiry.clone()))?;
+        language.time(1, || pipeline.detect_language(&prepared.analysed_text));
+        keywords.time(1, || {
+            pipeline
+                .classifier()
+                .keyword_categories(&prepared.analysed_text, &prepared.language.code)
+        });
         acknowledge.time(1, || pipeline.acknowledge(&prepared, now));
         let analysis = analyze.time(1, || pipeline.analyze(&prepared));
         conclude.time(1, || pipeline.conclude(&prepared, &analysis));
@@ -171,6 +179,8 @@ fn main() -> anyhow::Result<()> {
     let mut summary = serde_json::Map::new();
     for stage in [
         &prepare,
+        &language,
+        &keywords,
         &acknowledge,
         &embed,
         &embed_batch,

@@ -11,6 +11,7 @@
 //!   collections (embedded qdrant-edge); `ingest`: incremental sync of documents.
 //! - `backlog`: escalation alerts and at-risk inquiries over the open backlog.
 //! - `signals`: multilingual lexical signals; `prompts`: reply wording per language.
+//! - `pool`: the lowered-priority threads the server's blocking calls run on.
 //! - `server`: the gRPC service (`auth`: API keys; `idempotency`: retries replayed);
 //!   `report`: the outcome log and automation report; `batch`: JSONL batch mode; `cli`: the command line;
 //!   `config`: layered settings; `eval`: quality measurement on labelled data.
@@ -35,6 +36,7 @@ pub mod labelled;
 pub mod llm;
 pub mod metrics;
 pub mod pipeline;
+pub mod pool;
 pub mod prompts;
 pub mod report;
 pub mod server;

@@ -26,6 +26,7 @@ use crate::guard::ReplyKind;
 use crate::ingest::IngestReport;
 use crate::llm::{LlmWriter, WriteError, WriteRequest};
 use crate::metrics;
+use crate::pool::WorkPool;
 use crate::prompts::Prompts;
 use crate::report::{
     build_report, edit_distance, OutcomeLog, OutcomeRecord, Report, OUTCOME_DIMENSION,
@@ -106,6 +107,8 @@ pub struct Pipeline {
     knowledge: KnowledgeBase,
     sla: PolicySla,
     composer: Composer,
+    /// Runs the server's blocking calls at a lowered priority.
+    work_pool: WorkPool,
 }
 
 impl Pipeline {
@@ -199,6 +202,9 @@ impl Pipeline {
             },
             composer: Composer::new(prompts),
             embedder,
+            // One thread per call let in at once: a call waiting on the
+            // embedding batch holds its thread.
+            work_pool: WorkPool::new(settings.server.max_in_flight),
             settings,
         };
         pipeline.ingest_examples()?;
@@ -997,14 +1003,13 @@ fn slug(model_id: &str) -> String {
         .collect()
 }
 
-/// Runs blocking pipeline work off the async runtime.
+/// Runs blocking pipeline work off the async runtime, on the pipeline's
+/// lowered-priority threads.
 pub async fn blocking<T, F>(pipeline: &Arc<Pipeline>, work: F) -> anyhow::Result<T>
 where
     F: FnOnce(&Pipeline) -> T + Send + 'static,
     T: Send + 'static,
 {
-    let pipeline = pipeline.clone();
-    tokio::task::spawn_blocking(move || work(&pipeline))
-        .await
-        .context("pipeline task panicked")
+    let task = pipeline.clone();
+    Ok(pipeline.work_pool.run(move || work(&task)).await?)
 }
