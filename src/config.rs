@@ -28,6 +28,7 @@ pub struct Settings {
     pub normalize: NormalizeSettings,
     pub language: LanguageSettings,
     pub intent: IntentSettings,
+    pub tier: TierSettings,
     pub sentiment: SentimentSettings,
     pub knowledge: KnowledgeSettings,
     pub decide: DecideSettings,
@@ -132,6 +133,12 @@ pub struct IntentSettings {
     /// Weight of the linear head's log-probabilities beside the neighbour
     /// vote; 0: no head.
     pub head_weight: f32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TierSettings {
+    /// Per ISO 4217 currency, the order value from which the tier is raised.
+    pub high_order_value: std::collections::BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -8,7 +8,7 @@ use crate::api;
 use crate::backlog::{BacklogReport, OpenInquiry};
 use crate::domain::{
     Acknowledgement, Category, Channel, Customer, Draft, DraftAction, DraftSource, Feedback,
-    Inquiry, KnowledgeHit, Order, Outcome, Polarity, ReasonCode, Tier, Triage,
+    Inquiry, KnowledgeHit, Money, Order, Outcome, Polarity, ReasonCode, Tier, Triage,
 };
 use crate::error::FieldViolation;
 use crate::report::{Figures, Report};
@@ -155,7 +155,34 @@ fn customer_from_api(customer: api::Customer, violations: &mut Vec<FieldViolatio
         locale_language,
         locale_region,
         vip: customer.vip,
+        repeat_buyer: customer.repeat_buyer,
     }
+}
+
+/// The order's total; zero and no currency mean "not given".
+fn order_value(amount: f64, currency: &str, violations: &mut Vec<FieldViolation>) -> Option<Money> {
+    let currency = currency.trim();
+    if amount == 0.0 && currency.is_empty() {
+        return None;
+    }
+    if !amount.is_finite() || amount < 0.0 {
+        violations.push(FieldViolation::new(
+            "order.value",
+            "must be a finite amount of zero or more",
+        ));
+        return None;
+    }
+    if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_alphabetic()) {
+        violations.push(FieldViolation::new(
+            "order.currency",
+            format!("{currency:?} is not an ISO 4217 code such as \"EUR\""),
+        ));
+        return None;
+    }
+    Some(Money {
+        amount,
+        currency: currency.to_ascii_uppercase(),
+    })
 }
 
 fn order_from_api(order: api::Order, violations: &mut Vec<FieldViolation>) -> Order {
@@ -174,6 +201,7 @@ fn order_from_api(order: api::Order, violations: &mut Vec<FieldViolation>) -> Or
         status: non_empty(order.status).map(|s| s.to_lowercase()),
         carrier: non_empty(order.carrier),
         tracking_number: non_empty(order.tracking_number),
+        value: order_value(order.value, &order.currency, violations),
         tracking_url,
         shipped_at: timestamp(order.shipped_at, "order.shipped_at", violations),
         estimated_delivery: timestamp(
@@ -226,6 +254,11 @@ pub fn triage_to_api(triage: &Triage) -> api::TriageResult {
             confidence: triage.intent.confidence,
         }),
         tier: tier_to_api(triage.tier) as i32,
+        risks: triage
+            .risks
+            .iter()
+            .map(|r| r.as_str().to_string())
+            .collect(),
         sla: Some(api::Sla {
             first_response_due: Some(ts(triage.sla.first_response_due)),
             resolution_due: triage.sla.resolution_due.map(ts),
@@ -820,7 +853,7 @@ mod tests {
                 customer: Some(api::Customer {
                     timezone: "Asia/Kuala_Lumpur".into(),
                     locale: "ms-MY".into(),
-                    vip: false,
+                    ..Default::default()
                 }),
                 order: Some(api::Order::default()),
                 ..Default::default()
@@ -847,10 +880,12 @@ mod tests {
                 customer: Some(api::Customer {
                     timezone: "Mars/Olympus".into(),
                     locale: "???".into(),
-                    vip: false,
+                    ..Default::default()
                 }),
                 order: Some(api::Order {
                     tracking_url: "javascript:alert(1)".into(),
+                    value: 129.0,
+                    currency: "euro".into(),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -865,7 +900,8 @@ mod tests {
                 "channel",
                 "customer.timezone",
                 "customer.locale",
-                "order.tracking_url"
+                "order.tracking_url",
+                "order.currency"
             ]
         );
     }

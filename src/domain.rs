@@ -126,6 +126,8 @@ pub struct Customer {
     /// Region subtag of the account locale ("DE" for "de-DE").
     pub locale_region: Option<String>,
     pub vip: bool,
+    /// Has ordered before: raises the tier like `vip`.
+    pub repeat_buyer: bool,
 }
 
 /// The order an inquiry refers to. Empty strings are stored as `None`.
@@ -138,6 +140,16 @@ pub struct Order {
     pub tracking_url: Option<String>,
     pub shipped_at: Option<DateTime<Utc>>,
     pub estimated_delivery: Option<DateTime<Utc>>,
+    /// The order's total, for the high-value tier raise.
+    pub value: Option<Money>,
+}
+
+/// An amount in an ISO 4217 currency.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Money {
+    pub amount: f64,
+    /// Upper-case ISO 4217 code, e.g. "EUR".
+    pub currency: String,
 }
 
 impl Order {
@@ -224,6 +236,42 @@ impl EmotionKind {
             EmotionKind::Frustration => "frustration",
             EmotionKind::Threat => "threat",
         }
+    }
+}
+
+/// What in an inquiry, besides its category and emotions, raises its tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Risk {
+    /// The product endangers someone: fire, shock, choking, injury.
+    Safety,
+    /// Someone else used the buyer's account or payment.
+    AccountTakeover,
+    /// A repeat customer, by the customer record or in their own words.
+    RepeatCustomer,
+    /// The order's value reaches the high-value mark of its currency.
+    HighValue,
+}
+
+impl Risk {
+    pub const ALL: [Risk; 4] = [
+        Risk::Safety,
+        Risk::AccountTakeover,
+        Risk::RepeatCustomer,
+        Risk::HighValue,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Risk::Safety => "safety",
+            Risk::AccountTakeover => "account_takeover",
+            Risk::RepeatCustomer => "repeat_customer",
+            Risk::HighValue => "high_value",
+        }
+    }
+
+    /// Risks that make an inquiry urgent whatever its category.
+    pub fn is_urgent(self) -> bool {
+        matches!(self, Risk::Safety | Risk::AccountTakeover)
     }
 }
 
@@ -350,6 +398,8 @@ pub struct Triage {
     pub sentiment: Sentiment,
     pub intent: IntentGuess,
     pub tier: Tier,
+    /// What raised the tier besides category and emotion.
+    pub risks: Vec<Risk>,
     pub sla: Sla,
     pub knowledge: Vec<KnowledgeHit>,
 }
@@ -404,10 +454,12 @@ pub enum ReasonCode {
     OnCall,
     /// A dependency (model, store) failed.
     Degraded,
+    /// A product safety hazard or a taken-over account.
+    UrgentRisk,
 }
 
 impl ReasonCode {
-    pub const ALL: [ReasonCode; 12] = [
+    pub const ALL: [ReasonCode; 13] = [
         ReasonCode::HumanRequest,
         ReasonCode::CategoryNeedsPerson,
         ReasonCode::LowConfidence,
@@ -420,6 +472,7 @@ impl ReasonCode {
         ReasonCode::OutsideHours,
         ReasonCode::OnCall,
         ReasonCode::Degraded,
+        ReasonCode::UrgentRisk,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -436,6 +489,7 @@ impl ReasonCode {
             ReasonCode::OutsideHours => "outside_hours",
             ReasonCode::OnCall => "on_call",
             ReasonCode::Degraded => "degraded",
+            ReasonCode::UrgentRisk => "urgent_risk",
         }
     }
 

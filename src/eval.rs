@@ -325,6 +325,7 @@ pub fn labelled_inquiry(i: usize, text: &str, marketplace: &str, now: DateTime<U
             tracking_url: None,
             shipped_at: Some(now),
             estimated_delivery: None,
+            value: None,
         }),
         tenant: String::new(),
     }
@@ -354,7 +355,12 @@ fn predict(
         tenant: "",
     })?;
     let sentiment = pipeline.refine_sentiment(prepared, vector)?;
-    let tier = assign_tier(guess.category, &sentiment, &prepared.inquiry);
+    let tier = assign_tier(
+        guess.category,
+        &sentiment,
+        &prepared.inquiry,
+        &prepared.risks,
+    );
     let auto_reply = pipeline.would_auto_reply(prepared, &guess, &sentiment);
     Ok(Prediction {
         text: row.text.clone(),

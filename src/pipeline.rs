@@ -15,7 +15,7 @@ use crate::backlog::{evaluate_backlog, BacklogReport, OpenInquiry};
 use crate::config::Settings;
 use crate::domain::{
     Acknowledgement, Category, Customer, Draft, DraftAction, DraftSource, Feedback, HandoffReason,
-    Inquiry, IntentGuess, KnowledgeHit, LanguageGuess, Outcome, ReasonCode, Sentiment, Tier,
+    Inquiry, IntentGuess, KnowledgeHit, LanguageGuess, Outcome, ReasonCode, Risk, Sentiment, Tier,
     Triage,
 };
 use crate::embed::{
@@ -71,6 +71,8 @@ pub struct Prepared {
     pub keyword_category: Option<Category>,
     /// Every category with a keyword in the message.
     pub keyword_categories: Vec<Category>,
+    /// Tier-raising risks, from the words and the customer and order data.
+    pub risks: Vec<Risk>,
 }
 
 /// What became of an agent's feedback.
@@ -358,7 +360,9 @@ impl Pipeline {
         let keyword_categories = self
             .classifier
             .keyword_categories(&analysed_text, &language.code);
+        let risks = self.risks(&inquiry, &analysed_text, &language.code);
         Ok(Prepared {
+            risks,
             keyword_category: keyword_categories.first().copied(),
             keyword_categories,
             inquiry,
@@ -369,10 +373,40 @@ impl Pipeline {
         })
     }
 
+    /// Risks named in the text, plus a repeat buyer or a high-value order
+    /// from the caller's data.
+    fn risks(&self, inquiry: &Inquiry, text: &str, language: &str) -> Vec<Risk> {
+        let mut risks = self.signals.risks(text, language);
+        if inquiry.customer.repeat_buyer {
+            risks.push(Risk::RepeatCustomer);
+        }
+        let value = inquiry
+            .order
+            .as_ref()
+            .and_then(|order| order.value.as_ref());
+        if let Some(value) = value {
+            let marks = &self.settings.tier.high_order_value;
+            if marks
+                .get(&value.currency)
+                .is_some_and(|mark| value.amount >= *mark)
+            {
+                risks.push(Risk::HighValue);
+            }
+        }
+        risks.sort();
+        risks.dedup();
+        risks
+    }
+
     /// The instant acknowledgement, from the fast stages only.
     pub fn acknowledge(&self, prepared: &Prepared, now: DateTime<Utc>) -> Acknowledgement {
         let category = prepared.keyword_category.unwrap_or(Category::Other);
-        let tier = assign_tier(category, &prepared.sentiment, &prepared.inquiry);
+        let tier = assign_tier(
+            category,
+            &prepared.sentiment,
+            &prepared.inquiry,
+            &prepared.risks,
+        );
         let sla = self.sla.due(&SlaInput {
             tenant: self.tenant(&prepared.inquiry),
             category,
@@ -454,7 +488,12 @@ impl Pipeline {
             .into_iter()
             .filter(|hit| hit.score >= self.settings.knowledge.min_score)
             .collect();
-        let tier = assign_tier(intent.category, &sentiment, &prepared.inquiry);
+        let tier = assign_tier(
+            intent.category,
+            &sentiment,
+            &prepared.inquiry,
+            &prepared.risks,
+        );
         let sla = self.sla.due(&SlaInput {
             tenant: self.tenant(&prepared.inquiry),
             category: intent.category,
@@ -471,6 +510,7 @@ impl Pipeline {
                 sentiment,
                 intent,
                 tier,
+                risks: prepared.risks.clone(),
                 sla,
                 knowledge,
             },
@@ -491,6 +531,7 @@ impl Pipeline {
                     language: &triage.language.code,
                     knowledge: &triage.knowledge,
                     also_mentions: &prepared.keyword_categories,
+                    risks: &triage.risks,
                     can_reply_in_language: self
                         .composer
                         .prompts()
@@ -915,6 +956,7 @@ impl Pipeline {
             language: &prepared.language.code,
             knowledge: &[],
             also_mentions: &prepared.keyword_categories,
+            risks: &prepared.risks,
             can_reply_in_language: self
                 .composer
                 .prompts()

@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Deserialize;
 
-use crate::domain::{Category, EmotionKind};
+use crate::domain::{Category, EmotionKind, Risk};
 
 #[derive(Debug, Deserialize)]
 struct SignalsFile {
@@ -16,6 +16,8 @@ struct SignalsFile {
     sentiment: SentimentWords,
     emotion: EmotionWords,
     intent: HashMap<String, Vec<String>>,
+    #[serde(default)]
+    risk: RiskWords,
 }
 
 #[derive(Debug, Deserialize)]
@@ -31,6 +33,17 @@ struct EmotionWords {
     anxiety: Vec<String>,
     frustration: Vec<String>,
     threat: Vec<String>,
+}
+
+/// Phrases that name a risk in the buyer's own words.
+#[derive(Debug, Default, Deserialize)]
+struct RiskWords {
+    #[serde(default)]
+    safety: Vec<String>,
+    #[serde(default)]
+    account_takeover: Vec<String>,
+    #[serde(default)]
+    repeat_customer: Vec<String>,
 }
 
 /// One phrase, lower-cased.
@@ -87,6 +100,7 @@ pub struct LanguageSignals {
     pub negators: Vec<Phrase>,
     pub emotions: HashMap<EmotionKind, Vec<Phrase>>,
     pub intents: HashMap<Category, Vec<Phrase>>,
+    pub risks: HashMap<Risk, Vec<Phrase>>,
 }
 
 /// Every language's signals.
@@ -126,6 +140,22 @@ impl Signals {
         sets
     }
 
+    /// The risks a message in `language` names in words, in `Risk` order.
+    pub fn risks(&self, text: &str, language: &str) -> Vec<Risk> {
+        let lowered = text.to_lowercase();
+        let sets = self.for_language(language);
+        Risk::ALL
+            .into_iter()
+            .filter(|risk| {
+                sets.iter().any(|set| {
+                    set.risks
+                        .get(risk)
+                        .is_some_and(|phrases| phrases.iter().any(|p| p.occurs_in(&lowered)))
+                })
+            })
+            .collect()
+    }
+
     pub fn languages(&self) -> impl Iterator<Item = &str> {
         self.by_language.keys().map(String::as_str)
     }
@@ -151,7 +181,13 @@ impl LanguageSignals {
             (EmotionKind::Frustration, phrases(&file.emotion.frustration)),
             (EmotionKind::Threat, phrases(&file.emotion.threat)),
         ]);
+        let risks = HashMap::from([
+            (Risk::Safety, phrases(&file.risk.safety)),
+            (Risk::AccountTakeover, phrases(&file.risk.account_takeover)),
+            (Risk::RepeatCustomer, phrases(&file.risk.repeat_customer)),
+        ]);
         Ok(LanguageSignals {
+            risks,
             positive: phrases(&file.sentiment.positive),
             negative: phrases(&file.sentiment.negative),
             negators: phrases(&file.sentiment.negators),
@@ -178,5 +214,29 @@ mod tests {
         assert!(!refund.occurs_in("nonrefundable"));
         let cjk = Phrase::new("退款");
         assert!(cjk.occurs_in("我要求退款！"));
+    }
+
+    #[test]
+    fn risks_are_named_in_the_message_language_or_english() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("knowledge-base/signals");
+        let signals = Signals::load(&dir).unwrap();
+        assert_eq!(
+            signals.risks("The charger started to SMOKE and melted the plug", "en"),
+            [Risk::Safety]
+        );
+        assert_eq!(
+            signals.risks(
+                "Jemand hat sich in mein Konto eingeloggt und die E-Mail geändert",
+                "de"
+            ),
+            [Risk::AccountTakeover]
+        );
+        assert_eq!(
+            signals.risks("届いたモバイルバッテリーが膨らんでいて怖いです", "ja"),
+            [Risk::Safety]
+        );
+        assert!(signals
+            .risks("Where is my order 1234? Thanks!", "en")
+            .is_empty());
     }
 }

@@ -4,7 +4,8 @@
 //! goes to a person, with the reasons.
 
 use crate::domain::{
-    Category, EmotionKind, HandoffReason, Inquiry, IntentGuess, KnowledgeHit, ReasonCode, Sentiment,
+    Category, EmotionKind, HandoffReason, Inquiry, IntentGuess, KnowledgeHit, ReasonCode, Risk,
+    Sentiment,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -24,6 +25,8 @@ pub struct DecideInput<'a> {
     pub knowledge: &'a [KnowledgeHit],
     /// Other categories the message also asks about, by keyword.
     pub also_mentions: &'a [Category],
+    /// Tier-raising risks; a safety hazard or a taken-over account needs a person.
+    pub risks: &'a [Risk],
     /// Whether replies can be written in the buyer's language.
     pub can_reply_in_language: bool,
     /// Categories the bot may answer now: shipping status, widened overnight.
@@ -81,6 +84,21 @@ pub fn decide(input: &DecideInput<'_>, rules: &DecideRules) -> Decision {
         ));
     } else if input.sentiment.is_upset() {
         reasons.push(HandoffReason::new(ReasonCode::Upset, "the buyer is upset"));
+    }
+    let urgent: Vec<&str> = input
+        .risks
+        .iter()
+        .filter_map(|risk| match risk {
+            Risk::Safety => Some("a product safety hazard"),
+            Risk::AccountTakeover => Some("someone else using the buyer's account or payment"),
+            Risk::RepeatCustomer | Risk::HighValue => None,
+        })
+        .collect();
+    if !urgent.is_empty() {
+        reasons.push(HandoffReason::new(
+            ReasonCode::UrgentRisk,
+            format!("the message reports {}", urgent.join(" and ")),
+        ));
     }
     let extra: Vec<&str> = input
         .also_mentions

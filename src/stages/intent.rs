@@ -12,7 +12,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use anyhow::Context;
 use serde_json::{Map, Value};
 
-use crate::domain::{Category, EmotionKind, Inquiry, IntentGuess, Polarity, Sentiment, Tier};
+use crate::domain::{Category, EmotionKind, Inquiry, IntentGuess, Polarity, Risk, Sentiment, Tier};
 use crate::embed::Embedder;
 use crate::feedback::CORRECTION;
 use crate::ingest::{point_id, sync_seed_examples, Document, IngestReport, SEED_TENANT};
@@ -391,15 +391,23 @@ pub fn example_payload(category: Category) -> Map<String, Value> {
 }
 
 /// The tier: the category's, raised for what DOMAIN.md names.
-pub fn assign_tier(category: Category, sentiment: &Sentiment, inquiry: &Inquiry) -> Tier {
+pub fn assign_tier(
+    category: Category,
+    sentiment: &Sentiment,
+    inquiry: &Inquiry,
+    risks: &[Risk],
+) -> Tier {
     let mut tier = category.base_tier();
-    if sentiment.emotion(EmotionKind::Threat) >= 0.4 {
+    if sentiment.emotion(EmotionKind::Threat) >= 0.4 || risks.iter().any(|r| r.is_urgent()) {
         return Tier::P1Urgent;
     }
     if sentiment.emotion(EmotionKind::Anger) >= 0.4 || sentiment.score <= -0.85 {
         tier = tier.raised();
     }
-    if inquiry.customer.vip {
+    if inquiry.customer.vip || risks.contains(&Risk::RepeatCustomer) {
+        tier = tier.raised();
+    }
+    if risks.contains(&Risk::HighValue) {
         tier = tier.raised();
     }
     // Unhappy feedback is a complaint in the making. (Relabelling it as a
@@ -414,6 +422,38 @@ pub fn assign_tier(category: Category, sentiment: &Sentiment, inquiry: &Inquiry)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hazards_and_taken_over_accounts_are_urgent_customer_and_value_raise_a_step() {
+        let calm = Sentiment {
+            label: Polarity::Neutral,
+            score: 0.0,
+            emotions: Vec::new(),
+        };
+        let inquiry = crate::eval::labelled_inquiry(0, "text", "", chrono::Utc::now());
+        let tier = |category, risks: &[Risk]| assign_tier(category, &calm, &inquiry, risks);
+        assert_eq!(tier(Category::ProductQuestion, &[]), Tier::P3Normal);
+        assert_eq!(tier(Category::Feedback, &[Risk::Safety]), Tier::P1Urgent);
+        assert_eq!(
+            tier(Category::Account, &[Risk::AccountTakeover]),
+            Tier::P1Urgent
+        );
+        assert_eq!(
+            tier(Category::Complaint, &[Risk::RepeatCustomer]),
+            Tier::P1Urgent
+        );
+        assert_eq!(
+            tier(Category::ShippingStatus, &[Risk::HighValue]),
+            Tier::P2High
+        );
+        assert_eq!(
+            tier(
+                Category::ShippingStatus,
+                &[Risk::RepeatCustomer, Risk::HighValue]
+            ),
+            Tier::P1Urgent
+        );
+    }
 
     fn correction(category: Category, agent: &str, score: f32) -> ScoredPoint {
         let mut payload = Map::new();

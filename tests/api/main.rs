@@ -66,7 +66,7 @@ async fn german_where_is_my_order_is_acknowledged_in_german_then_auto_replied_wi
     request.customer = Some(api::Customer {
         timezone: "Europe/Berlin".into(),
         locale: "de-DE".into(),
-        vip: false,
+        ..Default::default()
     });
     request.order = Some(api::Order {
         order_id: "302-1234567-1234567".into(),
@@ -135,6 +135,58 @@ async fn angry_refund_demand_is_p1_and_handed_off_with_a_draft() {
     assert_eq!(draft.source, api::DraftSource::Template as i32);
     assert!(draft.text.len() > 80, "{}", draft.text);
     assert_eq!(draft.language, "en");
+}
+
+#[tokio::test]
+async fn a_safety_hazard_is_p1_and_handed_off_whatever_its_category() {
+    let text = "Die Powerbank ist aufgebläht und wird beim Laden heiß, ich habe Angst, \
+                dass sie Feuer fängt. Was soll ich tun?";
+    let events = handle(inquiry("de-hazard", text)).await;
+    let Event::Triage(triage) = &events[1] else {
+        panic!("{events:?}")
+    };
+    assert_eq!(triage.tier, api::Tier::P1Urgent as i32, "{triage:?}");
+    assert!(triage.risks.contains(&"safety".to_string()), "{triage:?}");
+    let Event::Handoff(handoff) = &events[2] else {
+        panic!("expected a hand-off: {events:?}");
+    };
+    assert!(
+        handoff.reason_codes.contains(&"urgent_risk".to_string()),
+        "{handoff:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_high_value_order_or_a_repeat_buyer_raises_the_tier_a_step() {
+    let text = "Hello, could you tell me when my order will arrive?";
+    let plain = client()
+        .await
+        .triage(inquiry("value-plain", text))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(plain.tier, api::Tier::P3Normal as i32, "{plain:?}");
+    assert!(plain.risks.is_empty(), "{plain:?}");
+
+    let mut valuable = inquiry("value-high", text);
+    valuable.order = Some(api::Order {
+        order_id: "A-1".into(),
+        value: 1299.0,
+        currency: "eur".into(),
+        ..Default::default()
+    });
+    let triage = client().await.triage(valuable).await.unwrap().into_inner();
+    assert_eq!(triage.tier, api::Tier::P2High as i32, "{triage:?}");
+    assert_eq!(triage.risks, ["high_value"]);
+
+    let mut repeat = inquiry("value-repeat", text);
+    repeat.customer = Some(api::Customer {
+        repeat_buyer: true,
+        ..Default::default()
+    });
+    let triage = client().await.triage(repeat).await.unwrap().into_inner();
+    assert_eq!(triage.tier, api::Tier::P2High as i32, "{triage:?}");
+    assert_eq!(triage.risks, ["repeat_customer"]);
 }
 
 #[tokio::test]

@@ -195,6 +195,29 @@ fn fourth_hold_out_set_holds_its_unseen_figures() {
 }
 
 #[test]
+fn fifth_hold_out_set_holds_its_unseen_figures() {
+    // Session 8, written by someone who read only DOMAIN.md, measured once:
+    // macro-F1 0.897, P1 0.802, auto-reply 0.912 / 0.667, ECE 0.049,
+    // polarity 0.873, Dutch 0.74 the lowest. Its P1 misses included product
+    // hazards, taken-over accounts and polite review or authority threats:
+    // with the risk and threat phrases (written without seeing it) P1 0.881.
+    // French polarity is 3 of 5 clearly polar rows.
+    check(
+        "eval-multilingual-holdout-5.jsonl",
+        &Floors {
+            macro_f1: 0.88,
+            language_macro_f1: 0.72,
+            p1_recall: 0.86,
+            auto_reply_precision: 0.89,
+            auto_reply_coverage: 0.6,
+            ece: 0.06,
+            polarity: 0.85,
+            language_polarity: 0.55,
+        },
+    );
+}
+
+#[test]
 fn an_evaluated_sentiment_example_is_refused_only_where_polarity_is_measured() {
     // A shipped neutral sentiment example (knowledge-base/sentiment/en.toml),
     // not an intent example.
