@@ -20,6 +20,7 @@ pub struct Settings {
     /// SLA and channel policy; empty means the built-in `config/policy.toml`.
     pub policy_file: PathBuf,
     pub server: ServerSettings,
+    pub outcomes: OutcomeSettings,
     pub metrics: MetricsSettings,
     pub auth: AuthSettings,
     /// Plain `tenant:key` pairs for development (FIRSTREPLY_API_KEYS).
@@ -62,6 +63,12 @@ pub struct ServerSettings {
     /// PEM CA certificates: callers must present a client certificate
     /// signed by one of them (mutual TLS); empty: not asked.
     pub tls_client_ca: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OutcomeSettings {
+    /// Days a handled inquiry stays in the outcome log; 0: forever.
+    pub retention_days: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -179,7 +179,11 @@ impl Pipeline {
                 );
         let polarity = PolarityVoter::new(examples.clone(), &settings.sentiment);
         let feedback = FeedbackStore::new(examples);
-        let outcomes = OutcomeLog::new(open_store("outcomes", OUTCOME_DIMENSION)?)?;
+        let retention = settings.outcomes.retention_days;
+        let outcomes = OutcomeLog::new(
+            open_store("outcomes", OUTCOME_DIMENSION)?,
+            (retention > 0).then(|| chrono::Duration::days(retention as i64)),
+        )?;
         let shared_store = server.is_some();
 
         let language: Arc<dyn LanguageDetector> = Arc::new(LinguaDetector::new(

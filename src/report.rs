@@ -4,8 +4,10 @@
 //! category and by language.
 
 use std::collections::BTreeMap;
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -42,6 +44,8 @@ pub const OUTCOME_DIMENSION: usize = 1;
 const OUTCOME: &str = "outcome";
 /// Records one write to the store carries at most.
 const MAX_BATCH: usize = 256;
+/// How often the writer deletes outcomes past their retention.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// The outcome log. Records are written by one background thread in
 /// batches, so handling an inquiry never waits on the store; reads see
@@ -59,12 +63,17 @@ enum Write {
 }
 
 impl OutcomeLog {
-    pub fn new(collection: Arc<dyn Collection>) -> anyhow::Result<OutcomeLog> {
+    /// A log whose records older than `retention`, if given, are deleted
+    /// by the writer, at start and then hourly.
+    pub fn new(
+        collection: Arc<dyn Collection>,
+        retention: Option<chrono::Duration>,
+    ) -> anyhow::Result<OutcomeLog> {
         let (queue, received) = mpsc::channel();
         let store = collection.clone();
         let writer = std::thread::Builder::new()
             .name("outcome-log".into())
-            .spawn(move || write_batches(&*store, &received))?;
+            .spawn(move || write_batches(&*store, &received, retention))?;
         Ok(OutcomeLog {
             collection,
             queue: Mutex::new(Some(queue)),
@@ -169,6 +178,13 @@ impl OutcomeLog {
         )
     }
 
+    /// Deletes every outcome handled before `cutoff`, once what is queued
+    /// is stored.
+    pub fn prune(&self, cutoff: DateTime<Utc>) -> anyhow::Result<()> {
+        self.flush();
+        prune_before(&*self.collection, cutoff)
+    }
+
     fn records(&self, filter: &Filter) -> anyhow::Result<Vec<OutcomeRecord>> {
         Ok(self
             .collection
@@ -186,9 +202,34 @@ impl Drop for OutcomeLog {
 }
 
 /// The writer thread: stores what arrives, a batch at a time, until the
-/// queue closes.
-fn write_batches(collection: &dyn Collection, received: &mpsc::Receiver<Write>) {
-    while let Ok(first) = received.recv() {
+/// queue closes; with a retention, deletes what has outlived it when due.
+fn write_batches(
+    collection: &dyn Collection,
+    received: &mpsc::Receiver<Write>,
+    retention: Option<chrono::Duration>,
+) {
+    let mut next_prune = Instant::now();
+    loop {
+        let first = match retention {
+            Some(retention) => {
+                let now = Instant::now();
+                if now >= next_prune {
+                    if let Err(error) = prune_before(collection, Utc::now() - retention) {
+                        warn!(error = %format!("{error:#}"), "old outcomes not deleted");
+                    }
+                    next_prune = now + PRUNE_EVERY;
+                }
+                match received.recv_timeout(next_prune.saturating_duration_since(now)) {
+                    Ok(write) => write,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            }
+            None => match received.recv() {
+                Ok(write) => write,
+                Err(_) => return,
+            },
+        };
         let mut points = Vec::new();
         let mut flushes = Vec::new();
         let mut next = Some(first);
@@ -210,6 +251,14 @@ fn write_batches(collection: &dyn Collection, received: &mpsc::Receiver<Write>) 
             let _ = done.send(());
         }
     }
+}
+
+fn prune_before(collection: &dyn Collection, cutoff: DateTime<Utc>) -> anyhow::Result<()> {
+    collection.delete_matching(
+        &Filter::default()
+            .field("kind", OUTCOME)
+            .below(HANDLED_AT, cutoff.timestamp() as f64),
+    )
 }
 
 fn outcome_id(tenant: &str, inquiry_id: &str) -> u64 {
@@ -438,6 +487,30 @@ mod tests {
             language: None,
             received_at: at("2026-11-02T11:00:00Z"),
         }
+    }
+
+    #[test]
+    fn outcomes_past_their_retention_are_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::EdgeCollection::open(&dir.path().join("o"), 1).unwrap();
+        let log = OutcomeLog::new(Arc::new(store), None).unwrap();
+        let mut old = outcome("old", Category::ShippingStatus, "en", true);
+        old.handled_at = at("2026-08-01T10:00:00Z");
+        let mut other_tenant = outcome("older", Category::Complaint, "de", false);
+        other_tenant.tenant = "u".into();
+        other_tenant.handled_at = at("2026-07-01T10:00:00Z");
+        let recent = outcome("recent", Category::Complaint, "en", false);
+        for record in [&old, &other_tenant, &recent] {
+            log.record(record);
+        }
+        log.prune(at("2026-10-01T00:00:00Z")).unwrap();
+        let kept = log.handled_since(at("2000-01-01T00:00:00Z")).unwrap();
+        assert_eq!(
+            kept.iter()
+                .map(|r| r.inquiry_id.as_str())
+                .collect::<Vec<_>>(),
+            ["recent"]
+        );
     }
 
     #[test]

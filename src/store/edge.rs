@@ -2,6 +2,11 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use anyhow::Context;
 use qdrant_edge::{
@@ -19,8 +24,51 @@ use super::{
     INDEXED_FIELDS, PREFETCH, RRF_K, SCROLL_PAGE, SPARSE,
 };
 
+/// How long a write may sit in memory before it is flushed to disk: what a
+/// crash (or SIGKILL) can lose. qdrant-edge keeps no recovery log (see
+/// `prune_write_ahead_log`), so a point reaches the disk only by a flush.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
 pub struct EdgeCollection {
+    shared: Arc<Shared>,
+    /// Dropped to stop the flusher, which is joined before the shard closes.
+    stop_flusher: Option<mpsc::Sender<()>>,
+    flusher: Option<JoinHandle<()>>,
+}
+
+struct Shared {
     shard: EdgeShard,
+    /// Writes hold it shared, a flush alone: qdrant-edge's flush panics when
+    /// a write holds its log.
+    writes: RwLock<()>,
+    /// Written to since the last flush.
+    dirty: AtomicBool,
+}
+
+impl Shared {
+    fn update(&self, operation: UpdateOperation) -> anyhow::Result<()> {
+        let _writing = self.writes.read().unwrap_or_else(PoisonError::into_inner);
+        self.shard.update(operation)?;
+        self.dirty.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    fn flush_if_dirty(&self) {
+        if self.dirty.swap(false, Ordering::AcqRel) {
+            let _alone = self.writes.write().unwrap_or_else(PoisonError::into_inner);
+            self.shard.flush();
+        }
+    }
+}
+
+impl Drop for EdgeCollection {
+    fn drop(&mut self) {
+        drop(self.stop_flusher.take());
+        if let Some(flusher) = self.flusher.take() {
+            let _ = flusher.join();
+        }
+        // The shard flushes as it closes, once this was its last owner.
+    }
 }
 
 impl EdgeCollection {
@@ -29,6 +77,7 @@ impl EdgeCollection {
     pub fn open(path: &Path, dimension: usize) -> anyhow::Result<EdgeCollection> {
         let exists = path.join("edge_config.json").exists();
         let shard = if exists {
+            prune_write_ahead_log(&path.join("wal"))?;
             EdgeShard::load(path, None)
                 .with_context(|| format!("loading vector store {}", path.display()))?
         } else {
@@ -76,8 +125,61 @@ impl EdgeCollection {
                 ))
                 .with_context(|| format!("indexing payload field {field}"))?;
         }
-        Ok(EdgeCollection { shard })
+        let shared = Arc::new(Shared {
+            shard,
+            writes: RwLock::new(()),
+            dirty: AtomicBool::new(false),
+        });
+        let (stop_flusher, stop) = mpsc::channel::<()>();
+        let flushed = shared.clone();
+        let flusher = std::thread::Builder::new()
+            .name("store-flush".into())
+            .spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(FLUSH_EVERY) {
+                    flushed.flush_if_dirty();
+                }
+            })
+            .context("starting the store's flusher")?;
+        Ok(EdgeCollection {
+            shared,
+            stop_flusher: Some(stop_flusher),
+            flusher: Some(flusher),
+        })
     }
+
+    fn shard(&self) -> &EdgeShard {
+        &self.shared.shard
+    }
+}
+
+/// qdrant-edge appends every update to its write-ahead log but never
+/// acknowledges or replays it (its segments are flushed instead), so closed
+/// log files of 32 MiB pile up with traffic (about 6 KB per handled inquiry)
+/// and are all mapped at start. Before a shard opens, every closed file but
+/// the newest is removed: the newest keeps the log's operation numbers
+/// continuous, which the stored points' versions are compared with.
+fn prune_write_ahead_log(dir: &Path) -> anyhow::Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let mut closed: Vec<(u64, std::path::PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let start = name.strip_prefix("closed-")?.parse().ok()?;
+            Some((start, entry.path()))
+        })
+        .collect();
+    closed.sort();
+    closed.pop();
+    for (_, file) in &closed {
+        std::fs::remove_file(file)
+            .with_context(|| format!("removing the spent log file {}", file.display()))?;
+    }
+    if !closed.is_empty() {
+        tracing::info!(dir = %dir.display(), removed = closed.len(), "spent write-ahead log files removed");
+    }
+    Ok(())
 }
 
 fn edge_filter(filter: &Filter) -> Option<EdgeFilter> {
@@ -102,7 +204,18 @@ fn edge_filter(filter: &Filter) -> Option<EdgeFilter> {
             },
         ))
     });
-    let conditions = equal.chain(at_least).collect();
+    let below = filter.below.iter().map(|(field, max)| {
+        Condition::Field(FieldCondition::new_range(
+            key(field),
+            Range {
+                gte: None,
+                gt: None,
+                lt: Some((*max).into()),
+                lte: None,
+            },
+        ))
+    });
+    let conditions = equal.chain(at_least).chain(below).collect();
     Some(EdgeFilter {
         must: Some(conditions),
         ..Default::default()
@@ -173,7 +286,7 @@ impl Collection for EdgeCollection {
                 .into()
             })
             .collect();
-        self.shard
+        self.shared
             .update(UpdateOperation::PointOperation(
                 PointOperations::UpsertPoints(PointInsertOperations::PointsList(points)),
             ))
@@ -186,11 +299,21 @@ impl Collection for EdgeCollection {
             return Ok(());
         }
         let ids = ids.iter().map(|&id| PointId::NumId(id)).collect();
-        self.shard
+        self.shared
             .update(UpdateOperation::PointOperation(
                 PointOperations::DeletePoints { ids },
             ))
             .context("deleting points")?;
+        Ok(())
+    }
+
+    fn delete_matching(&self, filter: &Filter) -> anyhow::Result<()> {
+        let filter = edge_filter(filter).context("deleting by an empty filter")?;
+        self.shared
+            .update(UpdateOperation::PointOperation(
+                PointOperations::DeletePointsByFilter(filter),
+            ))
+            .context("deleting points by filter")?;
         Ok(())
     }
 
@@ -199,7 +322,7 @@ impl Collection for EdgeCollection {
         let mut offset = None;
         loop {
             let (records, next) = self
-                .shard
+                .shard()
                 .scroll(ScrollRequest {
                     offset,
                     limit: Some(SCROLL_PAGE),
@@ -225,7 +348,7 @@ impl Collection for EdgeCollection {
     fn retrieve(&self, ids: &[u64]) -> anyhow::Result<Vec<StoredPoint>> {
         let ids: Vec<PointId> = ids.iter().map(|&id| PointId::NumId(id)).collect();
         let records = self
-            .shard
+            .shard()
             .retrieve(&ids, Some(WithPayloadInterface::Bool(true)), None)
             .context("retrieving points")?;
         Ok(records
@@ -242,7 +365,7 @@ impl Collection for EdgeCollection {
     fn dense_vectors(&self, ids: &[u64]) -> anyhow::Result<Vec<(u64, Vec<f32>)>> {
         let ids: Vec<PointId> = ids.iter().map(|&id| PointId::NumId(id)).collect();
         let records = self
-            .shard
+            .shard()
             .retrieve(
                 &ids,
                 Some(WithPayloadInterface::Bool(false)),
@@ -272,7 +395,7 @@ impl Collection for EdgeCollection {
         limit: usize,
     ) -> anyhow::Result<Vec<ScoredPoint>> {
         let points = self
-            .shard
+            .shard()
             .query(QueryRequest {
                 prefetches: vec![],
                 query: Some(nearest(VectorInternal::from(dense.to_vec()), DENSE)),
@@ -315,7 +438,7 @@ impl Collection for EdgeCollection {
             )));
         }
         let points = self
-            .shard
+            .shard()
             .query(QueryRequest {
                 prefetches,
                 query: Some(ScoringQuery::Fusion(Fusion::Rrf {
@@ -393,6 +516,9 @@ mod tests {
             collection.delete(&[2]).unwrap();
         }
         let reopened = EdgeCollection::open(&path, 3).unwrap();
+        reopened
+            .upsert(vec![point(4, vec![0.0, 0.0, 1.0], "en")])
+            .unwrap();
         let mut ids: Vec<u64> = reopened
             .scroll(&Filter::default())
             .unwrap()
@@ -400,10 +526,94 @@ mod tests {
             .map(|p| p.id)
             .collect();
         ids.sort();
-        assert_eq!(ids, vec![1, 3]);
+        assert_eq!(ids, vec![1, 3, 4]);
         let found = reopened.retrieve(&[3, 2, 99]).unwrap();
         assert_eq!(found.iter().map(|p| p.id).collect::<Vec<_>>(), vec![3]);
         assert_eq!(found[0].payload["language"], "en");
         assert!(EdgeCollection::open(&path, 4).is_err());
+    }
+
+    #[test]
+    fn writes_survive_a_kill_once_flushed() {
+        // The test runs itself again as the process that is killed.
+        const CHILD: &str = "FIRSTREPLY_TEST_KILLED_STORE";
+        if let Some(dir) = std::env::var_os(CHILD) {
+            let dir = Path::new(&dir);
+            let collection = EdgeCollection::open(&dir.join("c"), 3).unwrap();
+            collection
+                .upsert(vec![point(7, vec![1.0, 0.0, 0.0], "en")])
+                .unwrap();
+            std::thread::sleep(FLUSH_EVERY * 3);
+            std::fs::write(dir.join("written"), "").unwrap();
+            std::thread::sleep(Duration::from_secs(60));
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "store::edge::tests::writes_survive_a_kill_once_flushed",
+            ])
+            .env(CHILD, dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while !dir.path().join("written").exists() {
+            assert!(started.elapsed() < Duration::from_secs(60), "no write");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let reopened = EdgeCollection::open(&dir.path().join("c"), 3).unwrap();
+        let ids: Vec<u64> = reopened
+            .scroll(&Filter::default())
+            .unwrap()
+            .iter()
+            .map(|p| p.id)
+            .collect();
+        assert_eq!(ids, [7]);
+    }
+
+    #[test]
+    fn spent_log_files_are_removed_at_open_and_later_updates_still_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c");
+        let closed_files = || {
+            std::fs::read_dir(path.join("wal"))
+                .unwrap()
+                .filter(|e| {
+                    let name = e.as_ref().unwrap().file_name();
+                    name.to_string_lossy().starts_with("closed-")
+                })
+                .count()
+        };
+        let big = |id: u64, text: &str| {
+            let mut point = point(id, vec![1.0, 0.0, 0.0], "en");
+            point
+                .payload
+                .insert("text".into(), text.repeat(1 << 20).into());
+            point
+        };
+        {
+            let collection = EdgeCollection::open(&path, 3).unwrap();
+            // About 100 MiB through a log of 32 MiB files.
+            for id in 0..100 {
+                collection.upsert(vec![big(id % 10, "a")]).unwrap();
+            }
+        }
+        assert!(closed_files() >= 2, "{}", closed_files());
+        {
+            let collection = EdgeCollection::open(&path, 3).unwrap();
+            assert_eq!(closed_files(), 1);
+            // An update of an existing point must still win over its stored
+            // version: the log's numbering went on where it was.
+            collection.upsert(vec![big(3, "b")]).unwrap();
+        }
+        let reopened = EdgeCollection::open(&path, 3).unwrap();
+        let three = reopened.retrieve(&[3]).unwrap();
+        assert!(three[0].payload["text"].as_str().unwrap().starts_with('b'));
+        assert_eq!(reopened.scroll(&Filter::default()).unwrap().len(), 10);
     }
 }

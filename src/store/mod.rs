@@ -75,11 +75,12 @@ pub struct ScoredPoint {
 }
 
 /// Payload fields that must equal the given strings, and numeric fields
-/// that must be at least the given values.
+/// that must be at least, or below, the given values.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Filter {
     pub must: Vec<(String, String)>,
     pub at_least: Vec<(String, f64)>,
+    pub below: Vec<(String, f64)>,
 }
 
 impl Filter {
@@ -93,8 +94,13 @@ impl Filter {
         self
     }
 
+    pub fn below(mut self, key: &str, max: f64) -> Filter {
+        self.below.push((key.to_string(), max));
+        self
+    }
+
     fn is_empty(&self) -> bool {
-        self.must.is_empty() && self.at_least.is_empty()
+        self.must.is_empty() && self.at_least.is_empty() && self.below.is_empty()
     }
 }
 
@@ -102,6 +108,8 @@ impl Filter {
 pub trait Collection: Send + Sync {
     fn upsert(&self, points: Vec<Point>) -> anyhow::Result<()>;
     fn delete(&self, ids: &[u64]) -> anyhow::Result<()>;
+    /// Deletes every point matching `filter`, which must not be empty.
+    fn delete_matching(&self, filter: &Filter) -> anyhow::Result<()>;
     /// Every point matching `filter`, payload only.
     fn scroll(&self, filter: &Filter) -> anyhow::Result<Vec<StoredPoint>>;
     /// The points with these ids that exist, payload only.

@@ -215,7 +215,16 @@ fn server_filter(filter: &Filter) -> Option<QdrantFilter> {
             },
         )
     });
-    Some(QdrantFilter::must(equal.chain(at_least)))
+    let below = filter.below.iter().map(|(key, max)| {
+        Condition::range(
+            key.as_str(),
+            Range {
+                lt: Some(*max),
+                ..Default::default()
+            },
+        )
+    });
+    Some(QdrantFilter::must(equal.chain(at_least).chain(below)))
 }
 
 fn numeric_id(id: Option<PointId>) -> Option<u64> {
@@ -311,6 +320,17 @@ impl Collection for ServerCollection {
                 .await
         })
         .context("deleting points")?;
+        Ok(())
+    }
+
+    fn delete_matching(&self, filter: &Filter) -> anyhow::Result<()> {
+        let filter = server_filter(filter).context("deleting by an empty filter")?;
+        self.call(|client, name| async move {
+            client
+                .delete_points(DeletePointsBuilder::new(name).points(filter).wait(true))
+                .await
+        })
+        .context("deleting points by filter")?;
         Ok(())
     }
 

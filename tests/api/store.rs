@@ -214,6 +214,30 @@ fn conform(open: &Open) {
         vec![1, 3]
     );
 
+    // Deleting by filter: a numeric upper bound (exclusive) and a field.
+    docs.upsert(vec![point(
+        5,
+        vec![0.0, 0.0, 1.0],
+        None,
+        json!({"kind": "article", "tenant": "a", HANDLED_AT: 150}),
+    )])
+    .unwrap();
+    docs.delete_matching(
+        &Filter::default()
+            .field("kind", "article")
+            .below(HANDLED_AT, 150.0),
+    )
+    .unwrap();
+    assert_eq!(
+        ids(docs
+            .scroll(&Filter::default())
+            .unwrap()
+            .iter()
+            .map(|p| p.id)),
+        vec![3, 5]
+    );
+    assert!(docs.delete_matching(&Filter::default()).is_err());
+
     // Listing crosses pages.
     let many = open("many", 2).unwrap();
     many.upsert(
