@@ -179,6 +179,9 @@ struct Prediction {
     polarity: Polarity,
     /// Whether the service would answer it itself, given a shipped order.
     auto_reply: bool,
+    /// Whether it would, whatever the intent confidence: for the operating
+    /// curve of the confidence threshold.
+    auto_reply_eligible: bool,
 }
 
 /// Runs the evaluation. The classifier's index is the shipped examples minus
@@ -361,7 +364,9 @@ fn predict(
         &prepared.inquiry,
         &prepared.risks,
     );
-    let auto_reply = pipeline.would_auto_reply(prepared, &guess, &sentiment);
+    let auto_reply_eligible = pipeline.would_auto_reply(prepared, &guess, &sentiment, 0.0);
+    let auto_reply = auto_reply_eligible
+        && guess.confidence >= pipeline.settings().decide.auto_reply_min_confidence;
     Ok(Prediction {
         text: row.text.clone(),
         gold: row.category,
@@ -378,6 +383,7 @@ fn predict(
         gold_polarity: row.polarity,
         polarity: sentiment.label,
         auto_reply,
+        auto_reply_eligible,
     })
 }
 
@@ -473,11 +479,26 @@ pub struct Summary {
     pub auto_reply_precision: f64,
     /// Share of shipping_status inquiries that would be auto-replied.
     pub auto_reply_coverage: f64,
+    /// Auto-reply precision and coverage at other confidence thresholds
+    /// (`decide.auto_reply_min_confidence`).
+    pub auto_reply_curve: Vec<OperatingPoint>,
     /// Over clearly positive or negative rows, when labelled.
     pub polarity_accuracy: Option<f64>,
     pub language_id: Option<f64>,
     pub per_language: BTreeMap<String, LanguageSummary>,
 }
+
+/// Auto-replies at one intent-confidence threshold.
+#[derive(Debug, Clone, Serialize)]
+pub struct OperatingPoint {
+    pub min_confidence: f32,
+    pub auto_replies: usize,
+    pub precision: f64,
+    pub coverage: f64,
+}
+
+/// Thresholds the operating curve is shown at.
+const CURVE_THRESHOLDS: [f32; 8] = [0.5, 0.65, 0.75, 0.8, 0.85, 0.9, 0.95, 0.99];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LanguageSummary {
@@ -596,6 +617,25 @@ impl Evaluation {
             ece: calibration_error(&self.predictions),
             auto_reply_precision: safe as f64 / replied.len().max(1) as f64,
             auto_reply_coverage: safe as f64 / shipping.max(1) as f64,
+            auto_reply_curve: CURVE_THRESHOLDS
+                .iter()
+                .map(|&min_confidence| {
+                    let replied: Vec<&&Prediction> = all
+                        .iter()
+                        .filter(|p| p.auto_reply_eligible && p.confidence >= min_confidence)
+                        .collect();
+                    let safe = replied
+                        .iter()
+                        .filter(|p| p.gold == Category::ShippingStatus)
+                        .count();
+                    OperatingPoint {
+                        min_confidence,
+                        auto_replies: replied.len(),
+                        precision: safe as f64 / replied.len().max(1) as f64,
+                        coverage: safe as f64 / shipping.max(1) as f64,
+                    }
+                })
+                .collect(),
             polarity_accuracy: polarity_accuracy(&all),
             language_id: language_id(&all),
             per_language: by_language
@@ -663,6 +703,17 @@ impl Evaluation {
             "auto-reply coverage: {:.4} (of {} shipping_status inquiries)",
             summary.auto_reply_coverage, summary.shipping_status_inquiries
         );
+        let _ = writeln!(
+            out,
+            "  at min confidence  auto-replies  precision  coverage"
+        );
+        for point in &summary.auto_reply_curve {
+            let _ = writeln!(
+                out,
+                "  {:>17.2}  {:>12}  {:>9.3}  {:>8.3}",
+                point.min_confidence, point.auto_replies, point.precision, point.coverage
+            );
+        }
         if let Some(polarity) = summary.polarity_accuracy {
             let _ = writeln!(
                 out,

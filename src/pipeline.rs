@@ -41,6 +41,7 @@ use crate::stages::knowledge::{
     load_articles, ApprovedAnswer, Article, KnowledgeBase, SearchRequest,
 };
 use crate::stages::language::{LanguageDetector, LanguageHints, LinguaDetector};
+use crate::stages::money::largest_amount;
 use crate::stages::normalize::{NormalizeError, Normalizer, TextNormalizer};
 use crate::stages::sentiment::{
     load_sentiment_examples, with_vote, LexicalSentiment, PolarityVoter, SentimentAnalyzer,
@@ -378,7 +379,8 @@ impl Pipeline {
     }
 
     /// Risks named in the text, plus a repeat buyer or a high-value order
-    /// from the caller's data.
+    /// from the caller's data (or, without an order value, from an amount
+    /// the buyer wrote).
     fn risks(&self, inquiry: &Inquiry, text: &str, language: &str) -> Vec<Risk> {
         let mut risks = self.signals.risks(text, language);
         if inquiry.customer.repeat_buyer {
@@ -387,7 +389,8 @@ impl Pipeline {
         let value = inquiry
             .order
             .as_ref()
-            .and_then(|order| order.value.as_ref());
+            .and_then(|order| order.value.clone())
+            .or_else(|| largest_amount(text));
         if let Some(value) = value {
             let marks = &self.settings.tier.high_order_value;
             if marks
@@ -946,12 +949,14 @@ impl Pipeline {
 
     /// Whether the daytime rule would answer `prepared` itself with this
     /// intent and sentiment, from its order data and no knowledge-base
-    /// article: what `firstreply eval` measures auto-reply safety with.
+    /// article, at the intent-confidence threshold `min_confidence`: what
+    /// `firstreply eval` measures auto-reply safety with.
     pub fn would_auto_reply(
         &self,
         prepared: &Prepared,
         intent: &IntentGuess,
         sentiment: &Sentiment,
+        min_confidence: f32,
     ) -> bool {
         let input = DecideInput {
             inquiry: &prepared.inquiry,
@@ -967,10 +972,11 @@ impl Pipeline {
                 .has_language(&prepared.language.code),
             auto_reply_categories: &[Category::ShippingStatus],
         };
-        matches!(
-            decide(&input, &self.decide_rules()),
-            Decision::AutoReply { .. }
-        )
+        let rules = DecideRules {
+            min_confidence,
+            ..self.decide_rules()
+        };
+        matches!(decide(&input, &rules), Decision::AutoReply { .. })
     }
 
     fn decide_rules(&self) -> DecideRules {

@@ -6,6 +6,7 @@ pub mod head;
 pub mod intent;
 pub mod knowledge;
 pub mod language;
+pub mod money;
 pub mod normalize;
 pub mod sentiment;
 pub mod sla;

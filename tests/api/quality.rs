@@ -96,7 +96,7 @@ fn development_set_holds_its_tuned_figures() {
             language_macro_f1: 0.8,
             p1_recall: 0.94,
             auto_reply_precision: 0.98,
-            auto_reply_coverage: 0.75,
+            auto_reply_coverage: 0.78,
             ece: 0.05,
             polarity: 0.9,
             language_polarity: 0.8,
@@ -121,7 +121,7 @@ fn hold_out_set_holds_its_unseen_figures() {
             language_macro_f1: 0.72,
             p1_recall: 0.95,
             auto_reply_precision: 0.96,
-            auto_reply_coverage: 0.62,
+            auto_reply_coverage: 0.58,
             ece: 0.05,
             polarity: 0.88,
             language_polarity: 0.75,
@@ -144,7 +144,7 @@ fn second_and_third_hold_out_sets_hold_their_figures() {
             language_macro_f1: 0.75,
             p1_recall: 0.95,
             auto_reply_precision: 0.95,
-            auto_reply_coverage: 0.55,
+            auto_reply_coverage: 0.5,
             ece: 0.06,
             polarity: 0.93,
             language_polarity: 0.8,
@@ -162,7 +162,7 @@ fn second_and_third_hold_out_sets_hold_their_figures() {
             language_macro_f1: 0.7,
             p1_recall: 0.95,
             auto_reply_precision: 0.96,
-            auto_reply_coverage: 0.65,
+            auto_reply_coverage: 0.55,
             ece: 0.06,
             polarity: 0.86,
             language_polarity: 0.8,
@@ -186,7 +186,7 @@ fn fourth_hold_out_set_holds_its_unseen_figures() {
             language_macro_f1: 0.7,
             p1_recall: 0.93,
             auto_reply_precision: 0.95,
-            auto_reply_coverage: 0.6,
+            auto_reply_coverage: 0.55,
             ece: 0.06,
             polarity: 0.88,
             language_polarity: 0.75,
@@ -201,15 +201,17 @@ fn fifth_hold_out_set_holds_its_unseen_figures() {
     // polarity 0.873, Dutch 0.74 the lowest. Its P1 misses included product
     // hazards, taken-over accounts and polite review or authority threats:
     // with the risk and threat phrases (written without seeing it) P1 0.881.
-    // French polarity is 3 of 5 clearly polar rows.
+    // French polarity is 3 of 5 clearly polar rows. Auto-replying from an
+    // intent confidence of 0.9 instead of 0.65: precision 0.978 / coverage
+    // 0.577 (every set's coverage fell 5-9 points).
     check(
         "eval-multilingual-holdout-5.jsonl",
         &Floors {
             macro_f1: 0.88,
             language_macro_f1: 0.72,
             p1_recall: 0.86,
-            auto_reply_precision: 0.89,
-            auto_reply_coverage: 0.6,
+            auto_reply_precision: 0.95,
+            auto_reply_coverage: 0.55,
             ece: 0.06,
             polarity: 0.85,
             language_polarity: 0.55,

@@ -266,7 +266,7 @@ fn conform(open: &Open) {
             .unwrap()
             .iter()
             .map(|p| p.id)),
-        vec![1, 3]
+        vec![3, 5]
     );
     drop(reopened);
     assert!(open("docs", 4).is_err(), "a dimension mismatch is refused");

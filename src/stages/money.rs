@@ -1,0 +1,187 @@
+//! Amounts of money a buyer writes ("I paid 640 €", "1 899 zł", "40만원"),
+//! for the high-value tier raise when the caller sends no order value.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use crate::domain::Money;
+
+/// A number as buyers write it: digits with optional thousands groups
+/// (space, dot, comma, apostrophe) and two decimals.
+const NUMBER: &str = r"\d{1,3}(?:[ .,'\u{a0}\u{202f}]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?";
+
+/// Currency words and symbols written before or after the number, with
+/// their ISO 4217 codes. Longer spellings come first so they win.
+const CURRENCIES: &[(&str, &str)] = &[
+    ("us$", "USD"),
+    ("usd", "USD"),
+    ("dollars", "USD"),
+    ("dollar", "USD"),
+    ("$", "USD"),
+    ("r$", "BRL"),
+    ("reais", "BRL"),
+    ("brl", "BRL"),
+    ("euros", "EUR"),
+    ("euro", "EUR"),
+    ("eur", "EUR"),
+    ("€", "EUR"),
+    ("gbp", "GBP"),
+    ("pounds", "GBP"),
+    ("£", "GBP"),
+    ("złotych", "PLN"),
+    ("zlotych", "PLN"),
+    ("zł", "PLN"),
+    ("zl", "PLN"),
+    ("pln", "PLN"),
+    ("jpy", "JPY"),
+    ("yen", "JPY"),
+    ("円", "JPY"),
+    ("rmb", "CNY"),
+    ("cny", "CNY"),
+    ("元", "CNY"),
+    ("块", "CNY"),
+    ("塊", "CNY"),
+    ("krw", "KRW"),
+    ("won", "KRW"),
+    ("원", "KRW"),
+    ("₩", "KRW"),
+    ("¥", "JPY"),
+    ("rupiah", "IDR"),
+    ("idr", "IDR"),
+    ("rp", "IDR"),
+    ("ringgit", "MYR"),
+    ("myr", "MYR"),
+    ("rm", "MYR"),
+    ("mxn", "MXN"),
+    ("sek", "SEK"),
+    ("kr", "SEK"),
+    ("czk", "CZK"),
+    ("kč", "CZK"),
+    ("huf", "HUF"),
+    ("ft", "HUF"),
+    ("try", "TRY"),
+    ("tl", "TRY"),
+    ("₺", "TRY"),
+    ("inr", "INR"),
+    ("₹", "INR"),
+    ("thb", "THB"),
+    ("บาท", "THB"),
+    ("฿", "THB"),
+    ("vnd", "VND"),
+    ("₫", "VND"),
+    ("đ", "VND"),
+    ("php", "PHP"),
+    ("₱", "PHP"),
+];
+
+/// Multipliers written between a number and its currency in CJK text:
+/// 40만원 is 400,000 won, 2万円 20,000 yen, 3千元 3,000 yuan.
+const MULTIPLIERS: &[(&str, f64)] = &[
+    ("만", 1e4),
+    ("万", 1e4),
+    ("萬", 1e4),
+    ("천", 1e3),
+    ("千", 1e3),
+];
+
+static AMOUNT: LazyLock<Regex> = LazyLock::new(|| {
+    let symbols = CURRENCIES
+        .iter()
+        .map(|(symbol, _)| regex::escape(symbol))
+        .collect::<Vec<_>>()
+        .join("|");
+    let multipliers = MULTIPLIERS
+        .iter()
+        .map(|(m, _)| regex::escape(m))
+        .collect::<Vec<_>>()
+        .join("|");
+    // A symbol directly before the number, or one after it; a word symbol
+    // must not be glued to letters ("rm" in "firm", "tl" in "title").
+    Regex::new(&format!(
+        r"(?i)(?:^|[^\p{{L}}])(?P<pre>{symbols})\s?(?P<n1>{NUMBER})|(?P<n2>{NUMBER})\s?(?P<mult>{multipliers})?\s?(?P<post>{symbols})(?:$|[^\p{{Latin}}])"
+    ))
+    .expect("the amount pattern compiles")
+});
+
+/// The largest amount of money named in `text`, if any.
+pub fn largest_amount(text: &str) -> Option<Money> {
+    AMOUNT
+        .captures_iter(text)
+        .filter_map(|found| {
+            let (number, symbol) = match (found.name("n1"), found.name("n2")) {
+                (Some(number), _) => (number.as_str(), found.name("pre")?.as_str()),
+                (None, Some(number)) => (number.as_str(), found.name("post")?.as_str()),
+                (None, None) => return None,
+            };
+            let multiplier = found
+                .name("mult")
+                .and_then(|m| MULTIPLIERS.iter().find(|(word, _)| *word == m.as_str()))
+                .map_or(1.0, |(_, factor)| *factor);
+            let lowered = symbol.to_lowercase();
+            let currency = CURRENCIES.iter().find(|(s, _)| *s == lowered)?.1;
+            Some(Money {
+                amount: parse_number(number)? * multiplier,
+                currency: currency.to_string(),
+            })
+        })
+        .max_by(|a, b| a.amount.total_cmp(&b.amount))
+}
+
+/// "1 899,99", "1.899", "1,299.00", "45000": a separator followed by exactly
+/// three digits groups thousands; one followed by one or two is the decimal.
+fn parse_number(written: &str) -> Option<f64> {
+    let mut digits = String::new();
+    let parts: Vec<&str> = written
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let (last, head) = parts.split_last()?;
+    for part in head {
+        digits.push_str(part);
+    }
+    if !head.is_empty() && last.len() <= 2 {
+        digits.push('.');
+    }
+    digits.push_str(last);
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn amount(text: &str) -> Option<(f64, String)> {
+        largest_amount(text).map(|m| (m.amount, m.currency))
+    }
+
+    #[test]
+    fn amounts_are_read_in_the_ways_buyers_write_them() {
+        let eur = |n: f64| Some((n, "EUR".to_string()));
+        assert_eq!(amount("Le montant est de 640 €, c'est bon ?"), eur(640.0));
+        assert_eq!(amount("I paid €1,299.00 for it"), eur(1299.0));
+        assert_eq!(amount("Preis 1.899,99 EUR"), eur(1899.99));
+        assert_eq!(
+            amount("zamówienie (iPhone 13, 1 899 zł)"),
+            Some((1899.0, "PLN".into()))
+        );
+        assert_eq!(amount("40만원짜리인데"), Some((400_000.0, "KRW".into())));
+        assert_eq!(amount("花了2999元"), Some((2999.0, "CNY".into())));
+        assert_eq!(
+            amount("Sudah bayar Rp 4.800.000"),
+            Some((4_800_000.0, "IDR".into()))
+        );
+        assert_eq!(amount("harga RM1,450"), Some((1450.0, "MYR".into())));
+        assert_eq!(
+            amount("$25 shipping and $480 total"),
+            Some((480.0, "USD".into()))
+        );
+    }
+
+    #[test]
+    fn numbers_without_a_currency_are_not_amounts() {
+        assert_eq!(amount("Order 113-4820193-5527104, 3 items, size 42"), None);
+        assert_eq!(amount("The firm 500 title 300"), None);
+        assert_eq!(amount("tracking 9400 1118 9922"), None);
+    }
+}
