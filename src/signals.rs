@@ -70,11 +70,13 @@ impl Phrase {
             .match_indices(&self.text)
             .map(|(at, _)| at)
             .filter(|&at| {
+                // Scripts without spaces glue words together: after one of
+                // their characters a word ("打12315投诉", "我要refund") starts.
                 self.anywhere
                     || lowered[..at]
                         .chars()
                         .next_back()
-                        .is_none_or(|c| !c.is_alphanumeric())
+                        .is_none_or(|c| !c.is_alphanumeric() || is_unspaced_script(c))
             })
             .collect()
     }
@@ -214,6 +216,11 @@ mod tests {
         assert!(!refund.occurs_in("nonrefundable"));
         let cjk = Phrase::new("退款");
         assert!(cjk.occurs_in("我要求退款！"));
+        // A Latin or digit phrase inside unspaced text starts after its
+        // last character.
+        assert!(Phrase::new("12315").occurs_in("不给个说法我就打12315投诉"));
+        assert!(Phrase::new("refund").occurs_in("我要refund"));
+        assert!(!Phrase::new("refund").occurs_in("我要nonrefundable"));
     }
 
     #[test]
