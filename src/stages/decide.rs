@@ -5,7 +5,7 @@
 
 use crate::domain::{
     Category, EmotionKind, HandoffReason, Inquiry, IntentGuess, KnowledgeHit, ReasonCode, Risk,
-    Sentiment,
+    Sentiment, Tier,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +54,10 @@ const SETTLED_STATES: &[&str] = &[
     "exception",
 ];
 
+fn needs_its_own_answer(category: Category) -> bool {
+    category.base_tier() <= Tier::P2High || category == Category::ProductQuestion
+}
+
 pub fn decide(input: &DecideInput<'_>, rules: &DecideRules) -> Decision {
     let intent = input.intent;
     let mut reasons = Vec::new();
@@ -100,10 +104,14 @@ pub fn decide(input: &DecideInput<'_>, rules: &DecideRules) -> Decision {
             format!("the message reports {}", urgent.join(" and ")),
         ));
     }
+    // A reply answers one question: a message that also asks for what needs
+    // its own answer (a change, a refund, a complaint, a product question)
+    // goes to a person whole. (Product questions joined in session 8: none
+    // of their keyword hits cost an auto-reply that was wrong.)
     let extra: Vec<&str> = input
         .also_mentions
         .iter()
-        .filter(|c| **c != intent.category && c.base_tier() <= crate::domain::Tier::P2High)
+        .filter(|c| **c != intent.category && needs_its_own_answer(**c))
         .map(|c| c.as_str())
         .collect();
     if !extra.is_empty() {
@@ -159,4 +167,68 @@ pub fn decide(input: &DecideInput<'_>, rules: &DecideRules) -> Decision {
         };
     }
     Decision::AutoReply { use_order, article }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Polarity;
+
+    fn decide_with(also_mentions: &[Category], risks: &[Risk]) -> Decision {
+        let inquiry = crate::eval::labelled_inquiry(0, "Where is it?", "", chrono::Utc::now());
+        let intent = IntentGuess {
+            category: Category::ShippingStatus,
+            confidence: 0.99,
+        };
+        let sentiment = Sentiment {
+            label: Polarity::Neutral,
+            score: 0.0,
+            emotions: Vec::new(),
+        };
+        let input = DecideInput {
+            inquiry: &inquiry,
+            intent: &intent,
+            sentiment: &sentiment,
+            language: "en",
+            knowledge: &[],
+            also_mentions,
+            risks,
+            can_reply_in_language: true,
+            auto_reply_categories: &[Category::ShippingStatus],
+        };
+        let rules = DecideRules {
+            min_confidence: 0.9,
+            min_knowledge_similarity: 0.45,
+        };
+        decide(&input, &rules)
+    }
+
+    fn codes(decision: &Decision) -> Vec<ReasonCode> {
+        match decision {
+            Decision::Handoff { reasons } => reasons.iter().map(|r| r.code).collect(),
+            Decision::AutoReply { .. } => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_shipping_question_alone_is_answered_one_asking_more_goes_to_a_person() {
+        assert!(matches!(
+            decide_with(&[Category::Feedback], &[]),
+            Decision::AutoReply { .. }
+        ));
+        for other in [Category::ProductQuestion, Category::RefundReturn] {
+            assert_eq!(
+                codes(&decide_with(&[other], &[])),
+                [ReasonCode::MixedRequest]
+            );
+        }
+        assert_eq!(
+            codes(&decide_with(&[], &[Risk::Safety, Risk::HighValue])),
+            [ReasonCode::UrgentRisk]
+        );
+        assert!(matches!(
+            decide_with(&[], &[Risk::HighValue]),
+            Decision::AutoReply { .. }
+        ));
+    }
 }

@@ -203,7 +203,8 @@ fn fifth_hold_out_set_holds_its_unseen_figures() {
     // with the risk and threat phrases (written without seeing it) P1 0.881.
     // French polarity is 3 of 5 clearly polar rows. Auto-replying from an
     // intent confidence of 0.9 instead of 0.65: precision 0.978 / coverage
-    // 0.577 (every set's coverage fell 5-9 points).
+    // 0.577 (every set's coverage fell 5-9 points); with a product question
+    // also asked handed to a person, 0.977 / 0.538.
     check(
         "eval-multilingual-holdout-5.jsonl",
         &Floors {
@@ -211,7 +212,7 @@ fn fifth_hold_out_set_holds_its_unseen_figures() {
             language_macro_f1: 0.72,
             p1_recall: 0.86,
             auto_reply_precision: 0.95,
-            auto_reply_coverage: 0.55,
+            auto_reply_coverage: 0.5,
             ece: 0.06,
             polarity: 0.85,
             language_polarity: 0.55,
