@@ -13,8 +13,8 @@ use qdrant_client::qdrant::{
     point_id::PointIdOptions, vector_output, vectors_config, with_vectors_selector, Condition,
     CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, DeletePointsBuilder, Distance,
     FieldType, Filter as QdrantFilter, GetPointsBuilder, Modifier, NamedVectors, PointId,
-    PointStruct, PointsIdsList, PrefetchQueryBuilder, Query, QueryPointsBuilder, Range,
-    RetrievedPoint, RrfBuilder, ScrollPointsBuilder, SparseVectorParamsBuilder,
+    PointStruct, PointsIdsList, PointsSelector, PrefetchQueryBuilder, Query, QueryPointsBuilder,
+    Range, RetrievedPoint, RrfBuilder, ScrollPointsBuilder, SparseVectorParamsBuilder,
     SparseVectorsConfigBuilder, UpsertPointsBuilder, Value as QdrantValue, VectorInput,
     VectorParamsBuilder, VectorsConfigBuilder, VectorsSelector,
 };
@@ -110,6 +110,16 @@ impl ServerCollection {
         T: Send + 'static,
     {
         Ok(on_io_runtime(call(self.client.clone(), self.name.clone()))?)
+    }
+
+    fn delete_points(&self, selector: impl Into<PointsSelector>) -> anyhow::Result<()> {
+        let selector = selector.into();
+        self.call(|client, name| async move {
+            client
+                .delete_points(DeletePointsBuilder::new(name).points(selector).wait(true))
+                .await
+        })?;
+        Ok(())
     }
 
     /// The points with these ids that exist, with or without payload and
@@ -314,24 +324,13 @@ impl Collection for ServerCollection {
         let ids = PointsIdsList {
             ids: ids.iter().map(|&id| id.into()).collect(),
         };
-        self.call(|client, name| async move {
-            client
-                .delete_points(DeletePointsBuilder::new(name).points(ids).wait(true))
-                .await
-        })
-        .context("deleting points")?;
-        Ok(())
+        self.delete_points(ids).context("deleting points")
     }
 
     fn delete_matching(&self, filter: &Filter) -> anyhow::Result<()> {
         let filter = server_filter(filter).context("deleting by an empty filter")?;
-        self.call(|client, name| async move {
-            client
-                .delete_points(DeletePointsBuilder::new(name).points(filter).wait(true))
-                .await
-        })
-        .context("deleting points by filter")?;
-        Ok(())
+        self.delete_points(filter)
+            .context("deleting points by filter")
     }
 
     fn scroll(&self, filter: &Filter) -> anyhow::Result<Vec<StoredPoint>> {
