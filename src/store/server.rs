@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use qdrant_client::qdrant::{
-    point_id::PointIdOptions, vector_output, vectors_config, with_vectors_selector, Condition,
-    CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, DeletePointsBuilder, Distance,
-    FieldType, Filter as QdrantFilter, GetPointsBuilder, Modifier, NamedVectors, PointId,
-    PointStruct, PointsIdsList, PointsSelector, PrefetchQueryBuilder, Query, QueryPointsBuilder,
-    Range, RetrievedPoint, RrfBuilder, ScrollPointsBuilder, SparseVectorParamsBuilder,
-    SparseVectorsConfigBuilder, UpsertPointsBuilder, Value as QdrantValue, VectorInput,
-    VectorParamsBuilder, VectorsConfigBuilder, VectorsSelector,
+    point_id::PointIdOptions, points_selector::PointsSelectorOneOf, vector_output, vectors_config,
+    with_vectors_selector, Condition, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
+    DeletePointsBuilder, Distance, FieldType, Filter as QdrantFilter, GetPointsBuilder, Modifier,
+    NamedVectors, PointId, PointStruct, PointsIdsList, PrefetchQueryBuilder, Query,
+    QueryPointsBuilder, Range, RetrievedPoint, RrfBuilder, ScrollPointsBuilder,
+    SparseVectorParamsBuilder, SparseVectorsConfigBuilder, UpsertPointsBuilder,
+    Value as QdrantValue, VectorInput, VectorParamsBuilder, VectorsConfigBuilder, VectorsSelector,
 };
 use qdrant_client::{Payload, Qdrant};
 use serde_json::{Map, Value};
@@ -112,7 +112,7 @@ impl ServerCollection {
         Ok(on_io_runtime(call(self.client.clone(), self.name.clone()))?)
     }
 
-    fn delete_points(&self, selector: impl Into<PointsSelector>) -> anyhow::Result<()> {
+    fn delete_points(&self, selector: impl Into<PointsSelectorOneOf>) -> anyhow::Result<()> {
         let selector = selector.into();
         self.call(|client, name| async move {
             client
