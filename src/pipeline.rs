@@ -180,10 +180,11 @@ impl Pipeline {
                 );
         let polarity = PolarityVoter::new(examples.clone(), &settings.sentiment);
         let feedback = FeedbackStore::new(examples);
-        let retention = settings.outcomes.retention_days;
+        // Capped at a century, so any setting stays a valid date offset.
+        let retention = settings.outcomes.retention_days.min(36_500) as i64;
         let outcomes = OutcomeLog::new(
             open_store("outcomes", OUTCOME_DIMENSION)?,
-            (retention > 0).then(|| chrono::Duration::days(retention as i64)),
+            (retention > 0).then(|| chrono::Duration::days(retention)),
         )?;
         let shared_store = server.is_some();
 
