@@ -1,6 +1,7 @@
 //! The embedded backend: one qdrant-edge shard per collection, on disk.
 
 use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -56,7 +57,13 @@ impl Shared {
     fn flush_if_dirty(&self) {
         if self.dirty.swap(false, Ordering::AcqRel) {
             let _alone = self.writes.write().unwrap_or_else(PoisonError::into_inner);
-            self.shard.flush();
+            // qdrant-edge panics when a flush fails (a full disk): log it and
+            // try again at the next round instead of losing the flusher.
+            let flushed = catch_unwind(AssertUnwindSafe(|| self.shard.flush()));
+            if flushed.is_err() {
+                self.dirty.store(true, Ordering::Release);
+                tracing::error!(path = %self.shard.path().display(), "flushing the store failed");
+            }
         }
     }
 }
