@@ -178,13 +178,6 @@ impl OutcomeLog {
         )
     }
 
-    /// Deletes every outcome handled before `cutoff`, once what is queued
-    /// is stored.
-    pub fn prune(&self, cutoff: DateTime<Utc>) -> anyhow::Result<()> {
-        self.flush();
-        prune_before(&*self.collection, cutoff)
-    }
-
     fn records(&self, filter: &Filter) -> anyhow::Result<Vec<OutcomeRecord>> {
         Ok(self
             .collection
@@ -492,18 +485,23 @@ mod tests {
     #[test]
     fn outcomes_past_their_retention_are_deleted() {
         let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::EdgeCollection::open(&dir.path().join("o"), 1).unwrap();
-        let log = OutcomeLog::new(Arc::new(store), None).unwrap();
+        let store: Arc<dyn Collection> =
+            Arc::new(crate::store::EdgeCollection::open(&dir.path().join("o"), 1).unwrap());
+        let now = Utc::now();
         let mut old = outcome("old", Category::ShippingStatus, "en", true);
-        old.handled_at = at("2026-08-01T10:00:00Z");
+        old.handled_at = now - chrono::Duration::days(40);
         let mut other_tenant = outcome("older", Category::Complaint, "de", false);
         other_tenant.tenant = "u".into();
-        other_tenant.handled_at = at("2026-07-01T10:00:00Z");
-        let recent = outcome("recent", Category::Complaint, "en", false);
+        other_tenant.handled_at = now - chrono::Duration::days(70);
+        let mut recent = outcome("recent", Category::Complaint, "en", false);
+        recent.handled_at = now - chrono::Duration::days(2);
+        let log = OutcomeLog::new(store.clone(), None).unwrap();
         for record in [&old, &other_tenant, &recent] {
             log.record(record);
         }
-        log.prune(at("2026-10-01T00:00:00Z")).unwrap();
+        drop(log);
+        // A log with a retention prunes as its writer starts.
+        let log = OutcomeLog::new(store, Some(chrono::Duration::days(30))).unwrap();
         let kept = log.handled_since(at("2000-01-01T00:00:00Z")).unwrap();
         assert_eq!(
             kept.iter()

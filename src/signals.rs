@@ -62,14 +62,16 @@ impl Phrase {
     }
 
     /// Byte offsets in `lowered` where the phrase starts.
-    pub fn positions(&self, lowered: &str) -> Vec<usize> {
-        if self.text.is_empty() {
-            return Vec::new();
-        }
-        lowered
-            .match_indices(&self.text)
+    pub fn positions<'a>(&'a self, lowered: &'a str) -> impl Iterator<Item = usize> + 'a {
+        let text = if self.text.is_empty() {
+            None
+        } else {
+            Some(self.text.as_str())
+        };
+        text.into_iter()
+            .flat_map(move |text| lowered.match_indices(text))
             .map(|(at, _)| at)
-            .filter(|&at| {
+            .filter(move |&at| {
                 // Scripts without spaces glue words together: after one of
                 // their characters a word ("打12315投诉", "我要refund") starts.
                 self.anywhere
@@ -78,11 +80,11 @@ impl Phrase {
                         .next_back()
                         .is_none_or(|c| !c.is_alphanumeric() || is_unspaced_script(c))
             })
-            .collect()
     }
 
+    /// Whether the phrase occurs: stops at the first match.
     pub fn occurs_in(&self, lowered: &str) -> bool {
-        !self.positions(lowered).is_empty()
+        self.positions(lowered).next().is_some()
     }
 
     pub fn len(&self) -> usize {
