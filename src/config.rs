@@ -146,6 +146,9 @@ pub struct IntentSettings {
 pub struct TierSettings {
     /// Per ISO 4217 currency, the order value from which the tier is raised.
     pub high_order_value: std::collections::BTreeMap<String, f64>,
+    /// From this probability of an order change or refund the tier is P1,
+    /// whatever the likeliest category: urgent ones are not to be missed.
+    pub urgent_probability: f32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

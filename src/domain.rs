@@ -353,6 +353,9 @@ pub struct Feedback {
 pub struct IntentGuess {
     pub category: Category,
     pub confidence: f32,
+    /// The probability that the buyer asks for what is urgent by category:
+    /// an order change or a refund (DOMAIN.md's P1 categories).
+    pub urgent: f32,
 }
 
 /// Due times for the first response and the resolution, and the facts of the

@@ -359,10 +359,11 @@ fn predict(
     })?;
     let sentiment = pipeline.refine_sentiment(prepared, vector)?;
     let tier = assign_tier(
-        guess.category,
+        &guess,
         &sentiment,
         &prepared.inquiry,
         &prepared.risks,
+        &pipeline.settings().tier,
     );
     let auto_reply_eligible = pipeline.would_auto_reply(prepared, &guess, &sentiment, 0.0);
     let auto_reply = auto_reply_eligible
@@ -473,6 +474,8 @@ pub struct Summary {
     pub macro_f1: f64,
     /// Share of gold-P1 inquiries given P1.
     pub p1_recall: f64,
+    /// Share of inquiries given P1 that are gold P1: the price of the recall.
+    pub p1_precision: f64,
     /// Expected calibration error of the intent confidence.
     pub ece: f64,
     /// Share of would-be auto-replies that are truly shipping_status.
@@ -614,6 +617,15 @@ impl Evaluation {
             macro_f1: macro_f1(&all).0,
             p1_recall: p1.iter().filter(|p| p.tier == Tier::P1Urgent).count() as f64
                 / p1.len().max(1) as f64,
+            p1_precision: {
+                let given: Vec<&&Prediction> =
+                    all.iter().filter(|p| p.tier == Tier::P1Urgent).collect();
+                given
+                    .iter()
+                    .filter(|p| p.gold_tier == Tier::P1Urgent)
+                    .count() as f64
+                    / given.len().max(1) as f64
+            },
             ece: calibration_error(&self.predictions),
             auto_reply_precision: safe as f64 / replied.len().max(1) as f64,
             auto_reply_coverage: safe as f64 / shipping.max(1) as f64,
@@ -673,8 +685,8 @@ impl Evaluation {
         let _ = writeln!(out, "intent macro-F1: {:.4}", summary.macro_f1);
         let _ = writeln!(
             out,
-            "P1 recall: {:.4} ({} P1 inquiries)",
-            summary.p1_recall, summary.p1_inquiries
+            "P1 recall: {:.4} ({} P1 inquiries), precision {:.4}",
+            summary.p1_recall, summary.p1_inquiries, summary.p1_precision
         );
         let _ = writeln!(out, "calibration error (ECE): {:.4}", summary.ece);
         let _ = writeln!(out, "  confidence      n  mean conf  accuracy");

@@ -409,11 +409,17 @@ impl Pipeline {
     /// The instant acknowledgement, from the fast stages only.
     pub fn acknowledge(&self, prepared: &Prepared, now: DateTime<Utc>) -> Acknowledgement {
         let category = prepared.keyword_category.unwrap_or(Category::Other);
-        let tier = assign_tier(
+        let keywords = IntentGuess {
             category,
+            confidence: 0.3,
+            urgent: 0.0,
+        };
+        let tier = assign_tier(
+            &keywords,
             &prepared.sentiment,
             &prepared.inquiry,
             &prepared.risks,
+            &self.settings.tier,
         );
         let sla = self.sla.due(&SlaInput {
             tenant: self.tenant(&prepared.inquiry),
@@ -465,6 +471,7 @@ impl Pipeline {
                 // Keywords alone: a guess, never confident enough to auto-reply.
                 category: prepared.keyword_category.unwrap_or(Category::Other),
                 confidence: 0.3,
+                urgent: 0.0,
             });
         let sentiment = vector
             .as_ref()
@@ -497,10 +504,11 @@ impl Pipeline {
             .filter(|hit| hit.score >= self.settings.knowledge.min_score)
             .collect();
         let tier = assign_tier(
-            intent.category,
+            &intent,
             &sentiment,
             &prepared.inquiry,
             &prepared.risks,
+            &self.settings.tier,
         );
         let sla = self.sla.due(&SlaInput {
             tenant: self.tenant(&prepared.inquiry),

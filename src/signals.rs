@@ -46,10 +46,19 @@ struct RiskWords {
     repeat_customer: Vec<String>,
 }
 
-/// One phrase, lower-cased.
+/// Marks a gap in a phrase: `"レビュー…書"` matches "レビューにそのまま書",
+/// `"report … to amazon"` matches "report this seller to amazon".
+pub const GAP: char = '…';
+
+/// How far apart, in characters, two parts of a gapped phrase may be:
+/// a few words in spaced scripts, a short clause in unspaced ones.
+const GAP_CHARS: usize = 16;
+
+/// One phrase, lower-cased: one or more parts, in order, each part after the
+/// first starting within `GAP_CHARS` characters of the end of the one before.
 #[derive(Debug, Clone)]
 pub struct Phrase {
-    text: String,
+    parts: Vec<String>,
     /// Written in a script without spaces between words: match anywhere.
     anywhere: bool,
 }
@@ -58,28 +67,57 @@ impl Phrase {
     pub fn new(text: &str) -> Phrase {
         let text = text.trim().to_lowercase();
         let anywhere = text.chars().any(is_unspaced_script);
-        Phrase { text, anywhere }
+        let parts = text
+            .split(GAP)
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(str::to_owned)
+            .collect();
+        Phrase { parts, anywhere }
+    }
+
+    /// Whether a part may start at byte `at` of `lowered`: at a word start,
+    /// or anywhere in unspaced scripts.
+    fn starts_word(&self, lowered: &str, at: usize) -> bool {
+        // Scripts without spaces glue words together: after one of their
+        // characters a word ("打12315投诉", "我要refund") starts.
+        self.anywhere
+            || lowered[..at]
+                .chars()
+                .next_back()
+                .is_none_or(|c| !c.is_alphanumeric() || is_unspaced_script(c))
+    }
+
+    /// Whether the parts after the first follow in order from byte `from`.
+    fn rest_follows(&self, lowered: &str, mut from: usize) -> bool {
+        for part in &self.parts[1..] {
+            let window_end = lowered[from..]
+                .char_indices()
+                .nth(GAP_CHARS + part.chars().count())
+                .map_or(lowered.len(), |(i, _)| from + i);
+            let found = lowered[from..window_end]
+                .match_indices(part.as_str())
+                .map(|(at, _)| from + at)
+                .find(|&at| self.starts_word(lowered, at));
+            match found {
+                Some(at) => from = at + part.len(),
+                None => return false,
+            }
+        }
+        true
     }
 
     /// Byte offsets in `lowered` where the phrase starts.
     pub fn positions<'a>(&'a self, lowered: &'a str) -> impl Iterator<Item = usize> + 'a {
-        let text = if self.text.is_empty() {
-            None
-        } else {
-            Some(self.text.as_str())
-        };
-        text.into_iter()
-            .flat_map(move |text| lowered.match_indices(text))
-            .map(|(at, _)| at)
-            .filter(move |&at| {
-                // Scripts without spaces glue words together: after one of
-                // their characters a word ("打12315投诉", "我要refund") starts.
-                self.anywhere
-                    || lowered[..at]
-                        .chars()
-                        .next_back()
-                        .is_none_or(|c| !c.is_alphanumeric() || is_unspaced_script(c))
+        self.parts
+            .first()
+            .into_iter()
+            .flat_map(move |first| lowered.match_indices(first.as_str()))
+            .map(|(at, first)| (at, at + first.len()))
+            .filter(move |&(at, end)| {
+                self.starts_word(lowered, at) && self.rest_follows(lowered, end)
             })
+            .map(|(at, _)| at)
     }
 
     /// Whether the phrase occurs: stops at the first match.
@@ -87,12 +125,8 @@ impl Phrase {
         self.positions(lowered).next().is_some()
     }
 
-    pub fn len(&self) -> usize {
-        self.text.len()
-    }
-
     pub fn is_empty(&self) -> bool {
-        self.text.is_empty()
+        self.parts.is_empty()
     }
 }
 
@@ -223,6 +257,22 @@ mod tests {
         assert!(Phrase::new("12315").occurs_in("不给个说法我就打12315投诉"));
         assert!(Phrase::new("refund").occurs_in("我要refund"));
         assert!(!Phrase::new("refund").occurs_in("我要nonrefundable"));
+    }
+
+    #[test]
+    fn gapped_phrases_match_parts_in_order_a_few_words_apart() {
+        let review = Phrase::new("レビュー…書");
+        assert!(review.occurs_in("楽天のレビューにそのまま書かせていただきます"));
+        assert!(!review.occurs_in("書いたレビュー"));
+        let report = Phrase::new("report … to amazon");
+        assert!(report.occurs_in("i will report this seller to amazon today"));
+        assert!(!report.occurs_in("i will report it. later i may write to amazon"));
+        assert!(
+            !report.occurs_in("the report from the courier says the parcel went back to amazon")
+        );
+        // Parts keep to word starts in spaced scripts.
+        assert!(!Phrase::new("leave … star").occurs_in("leave it, it's a mustard colour"));
+        assert!(Phrase::new("리뷰…쓸").occurs_in("리뷰에 전부 쓸 겁니다"));
     }
 
     #[test]

@@ -179,6 +179,7 @@ mod tests {
         let intent = IntentGuess {
             category: Category::ShippingStatus,
             confidence: 0.99,
+            urgent: 0.0,
         };
         let sentiment = Sentiment {
             label: Polarity::Neutral,

@@ -12,6 +12,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use anyhow::Context;
 use serde_json::{Map, Value};
 
+use crate::config::TierSettings;
 use crate::domain::{Category, EmotionKind, Inquiry, IntentGuess, Polarity, Risk, Sentiment, Tier};
 use crate::embed::Embedder;
 use crate::feedback::CORRECTION;
@@ -276,18 +277,29 @@ impl IntentClassifier for KnnIntentClassifier {
         // one, keywords included: they take their share of the vote's weight
         // after the keywords have spoken.
         let share = corrected_mass / (corrected_mass + total).max(f32::MIN_POSITIVE);
-        let (best, p) = exp
+        let probabilities: Vec<f32> = exp
             .iter()
             .zip(&corrected)
             .map(|(e, c)| {
                 (1.0 - share) * e / sum + share * c / corrected_mass.max(f32::MIN_POSITIVE)
             })
+            .collect();
+        let (best, p) = probabilities
+            .iter()
+            .copied()
             .enumerate()
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .context("no categories")?;
+        let urgent = Category::ALL
+            .iter()
+            .zip(&probabilities)
+            .filter(|(category, _)| category.base_tier() == Tier::P1Urgent)
+            .map(|(_, p)| p)
+            .sum();
         Ok(IntentGuess {
             category: Category::ALL[best],
             confidence: p,
+            urgent,
         })
     }
 
@@ -392,13 +404,18 @@ pub fn example_payload(category: Category) -> Map<String, Value> {
 
 /// The tier: the category's, raised for what DOMAIN.md names.
 pub fn assign_tier(
-    category: Category,
+    intent: &IntentGuess,
     sentiment: &Sentiment,
     inquiry: &Inquiry,
     risks: &[Risk],
+    settings: &TierSettings,
 ) -> Tier {
+    let category = intent.category;
     let mut tier = category.base_tier();
-    if sentiment.emotion(EmotionKind::Threat) >= 0.4 || risks.iter().any(|r| r.is_urgent()) {
+    if sentiment.emotion(EmotionKind::Threat) >= 0.4
+        || risks.iter().any(|r| r.is_urgent())
+        || intent.urgent >= settings.urgent_probability
+    {
         return Tier::P1Urgent;
     }
     if sentiment.emotion(EmotionKind::Anger) >= 0.4 || sentiment.score <= -0.85 {
@@ -431,7 +448,15 @@ mod tests {
             emotions: Vec::new(),
         };
         let inquiry = crate::eval::labelled_inquiry(0, "text", "", chrono::Utc::now());
-        let tier = |category, risks: &[Risk]| assign_tier(category, &calm, &inquiry, risks);
+        let settings = crate::config::Settings::load(None).unwrap().tier;
+        let tier = |category, risks: &[Risk]| {
+            let intent = IntentGuess {
+                category,
+                confidence: 0.9,
+                urgent: 0.0,
+            };
+            assign_tier(&intent, &calm, &inquiry, risks, &settings)
+        };
         assert_eq!(tier(Category::ProductQuestion, &[]), Tier::P3Normal);
         assert_eq!(tier(Category::Feedback, &[Risk::Safety]), Tier::P1Urgent);
         assert_eq!(
@@ -453,6 +478,27 @@ mod tests {
             ),
             Tier::P1Urgent
         );
+    }
+
+    #[test]
+    fn a_likely_enough_order_change_or_refund_is_urgent() {
+        let calm = Sentiment {
+            label: Polarity::Neutral,
+            score: 0.0,
+            emotions: Vec::new(),
+        };
+        let inquiry = crate::eval::labelled_inquiry(0, "text", "", chrono::Utc::now());
+        let settings = crate::config::Settings::load(None).unwrap().tier;
+        let tier = |urgent| {
+            let intent = IntentGuess {
+                category: Category::ProductQuestion,
+                confidence: 1.0 - urgent,
+                urgent,
+            };
+            assign_tier(&intent, &calm, &inquiry, &[], &settings)
+        };
+        assert_eq!(tier(settings.urgent_probability), Tier::P1Urgent);
+        assert_eq!(tier(settings.urgent_probability - 0.01), Tier::P3Normal);
     }
 
     fn correction(category: Category, agent: &str, score: f32) -> ScoredPoint {
