@@ -88,8 +88,9 @@ impl Phrase {
                 .is_none_or(|c| !c.is_alphanumeric() || is_unspaced_script(c))
     }
 
-    /// Whether the parts after the first follow in order from byte `from`.
-    fn rest_follows(&self, lowered: &str, mut from: usize) -> bool {
+    /// Where the parts after the first end, following in order from byte
+    /// `from`, or `None` if they do not.
+    fn rest_ends(&self, lowered: &str, mut from: usize) -> Option<usize> {
         for part in &self.parts[1..] {
             let window_end = lowered[from..]
                 .char_indices()
@@ -99,25 +100,27 @@ impl Phrase {
                 .match_indices(part.as_str())
                 .map(|(at, _)| from + at)
                 .find(|&at| self.starts_word(lowered, at));
-            match found {
-                Some(at) => from = at + part.len(),
-                None => return false,
-            }
+            from = found? + part.len();
         }
-        true
+        Some(from)
     }
 
-    /// Byte offsets in `lowered` where the phrase starts.
-    pub fn positions<'a>(&'a self, lowered: &'a str) -> impl Iterator<Item = usize> + 'a {
+    /// Byte ranges of `lowered` the phrase covers, first part to last.
+    pub fn spans<'a>(
+        &'a self,
+        lowered: &'a str,
+    ) -> impl Iterator<Item = std::ops::Range<usize>> + 'a {
         self.parts
             .first()
             .into_iter()
             .flat_map(move |first| lowered.match_indices(first.as_str()))
-            .map(|(at, first)| (at, at + first.len()))
-            .filter(move |&(at, end)| {
-                self.starts_word(lowered, at) && self.rest_follows(lowered, end)
-            })
-            .map(|(at, _)| at)
+            .filter(move |&(at, _)| self.starts_word(lowered, at))
+            .filter_map(move |(at, first)| Some(at..self.rest_ends(lowered, at + first.len())?))
+    }
+
+    /// Byte offsets in `lowered` where the phrase starts.
+    pub fn positions<'a>(&'a self, lowered: &'a str) -> impl Iterator<Item = usize> + 'a {
+        self.spans(lowered).map(|span| span.start)
     }
 
     /// Whether the phrase occurs: stops at the first match.

@@ -197,16 +197,7 @@ impl KnnIntentClassifier {
     }
 
     fn keyword_hits(&self, text: &str, language: &str) -> [f32; 10] {
-        let lowered = text.to_lowercase();
-        let mut hits = [0.0f32; 10];
-        for set in self.signals.for_language(language) {
-            for (category, phrases) in &set.intents {
-                // Several hits of one category count less than the first.
-                let n = phrases.iter().filter(|p| p.occurs_in(&lowered)).count() as f32;
-                hits[category.index()] += n.min(3.0);
-            }
-        }
-        hits
+        keyword_hits(&self.signals, text, language)
     }
 }
 
@@ -394,6 +385,37 @@ fn correction_votes(
     corrected
 }
 
+/// Keyword hits per category (`Category::index` order), at most 3 each.
+fn keyword_hits(signals: &Signals, text: &str, language: &str) -> [f32; 10] {
+    let lowered = text.to_lowercase();
+    let sets = signals.for_language(language);
+    // A keyword inside a threat is not the buyer's ask: "再不发货我就去
+    // 平台投诉" threatens a complaint about a parcel that has not come.
+    let threats: Vec<std::ops::Range<usize>> = sets
+        .iter()
+        .filter_map(|set| set.emotions.get(&EmotionKind::Threat))
+        .flatten()
+        .flat_map(|threat| threat.spans(&lowered))
+        .collect();
+    let outside_threats = |span: std::ops::Range<usize>| {
+        !threats
+            .iter()
+            .any(|threat| threat.start <= span.start && span.end <= threat.end)
+    };
+    let mut hits = [0.0f32; 10];
+    for set in sets {
+        for (category, phrases) in &set.intents {
+            // Several hits of one category count less than the first.
+            let n = phrases
+                .iter()
+                .filter(|p| p.spans(&lowered).any(&outside_threats))
+                .count() as f32;
+            hits[category.index()] += n.min(3.0);
+        }
+    }
+    hits
+}
+
 /// The payload of a labelled example point: what the neighbour vote reads.
 pub fn example_payload(category: Category) -> Map<String, Value> {
     let mut payload = Map::new();
@@ -478,6 +500,19 @@ mod tests {
             ),
             Tier::P1Urgent
         );
+    }
+
+    #[test]
+    fn a_keyword_inside_a_threat_is_not_the_ask() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("knowledge-base/signals");
+        let signals = Signals::load(&dir).unwrap();
+        let complaint = Category::Complaint.index();
+        // "投诉" (complain) is a complaint keyword, and part of the threat.
+        let threat = keyword_hits(&signals, "一个月了还没到，再不发货我就去平台投诉", "zh");
+        assert_eq!(threat[complaint], 0.0);
+        assert!(threat[Category::ShippingStatus.index()] > 0.0);
+        let plain = keyword_hits(&signals, "我要投诉，收到的杯子碎了", "zh");
+        assert!(plain[complaint] > 0.0);
     }
 
     #[test]
