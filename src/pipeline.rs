@@ -44,7 +44,8 @@ use crate::stages::language::{LanguageDetector, LanguageHints, LinguaDetector};
 use crate::stages::money::largest_amount;
 use crate::stages::normalize::{NormalizeError, Normalizer, TextNormalizer};
 use crate::stages::sentiment::{
-    load_sentiment_examples, with_vote, LexicalSentiment, PolarityVoter, SentimentAnalyzer,
+    load_sentiment_examples, with_risks, with_vote, LexicalSentiment, PolarityVoter,
+    SentimentAnalyzer,
 };
 use crate::stages::sla::{PolicySla, SlaInput, SlaPolicy};
 use crate::store::{Collection, EdgeCollection, QdrantServer};
@@ -264,14 +265,15 @@ impl Pipeline {
         prepared: &Prepared,
         vector: &[f32],
     ) -> anyhow::Result<Sentiment> {
-        Ok(match self.polarity.vote(vector)? {
+        let sentiment = match self.polarity.vote(vector)? {
             Some(vote) => with_vote(
                 &prepared.sentiment,
                 &vote,
                 self.settings.sentiment.vote_weight,
             ),
             None => prepared.sentiment.clone(),
-        })
+        };
+        Ok(with_risks(sentiment, &prepared.risks))
     }
 
     /// Re-reads the articles (from `dir`, or the configured folder) and
@@ -360,13 +362,16 @@ impl Pipeline {
                 },
             )
         });
+        let risks = self.risks(&inquiry, &analysed_text, &language.code);
         let sentiment = stage("sentiment", || {
-            self.sentiment.analyze(&analysed_text, &language.code)
+            with_risks(
+                self.sentiment.analyze(&analysed_text, &language.code),
+                &risks,
+            )
         });
         let keyword_categories = self
             .classifier
             .keyword_categories(&analysed_text, &language.code);
-        let risks = self.risks(&inquiry, &analysed_text, &language.code);
         Ok(Prepared {
             risks,
             keyword_category: keyword_categories.first().copied(),

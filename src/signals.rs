@@ -50,12 +50,15 @@ struct RiskWords {
 /// `"report … to amazon"` matches "report this seller to amazon".
 pub const GAP: char = '…';
 
-/// How far apart, in characters, two parts of a gapped phrase may be:
-/// a few words in spaced scripts, a short clause in unspaced ones.
+/// How far apart two parts of a gapped phrase may be: a few words in spaced
+/// scripts ("report this seller to amazon", "cliente del vostro negozio da
+/// molti anni"), a short clause in unspaced ones.
+const GAP_WORDS: usize = 4;
 const GAP_CHARS: usize = 16;
 
 /// One phrase, lower-cased: one or more parts, in order, each part after the
-/// first starting within `GAP_CHARS` characters of the end of the one before.
+/// first starting within `GAP_WORDS` words (`GAP_CHARS` characters in
+/// unspaced scripts) of the end of the one before.
 #[derive(Debug, Clone)]
 pub struct Phrase {
     parts: Vec<String>,
@@ -92,13 +95,22 @@ impl Phrase {
     /// `from`, or `None` if they do not.
     fn rest_ends(&self, lowered: &str, mut from: usize) -> Option<usize> {
         for part in &self.parts[1..] {
-            let window_end = lowered[from..]
-                .char_indices()
-                .nth(GAP_CHARS + part.chars().count())
-                .map_or(lowered.len(), |(i, _)| from + i);
-            let found = lowered[from..window_end]
+            // The part must start within the gap: the end of the window is
+            // where the next part may start at the latest.
+            let latest_start = if self.anywhere {
+                lowered[from..]
+                    .char_indices()
+                    .nth(GAP_CHARS)
+                    .map_or(lowered.len(), |(i, _)| from + i)
+            } else {
+                word_starts(&lowered[from..])
+                    .nth(GAP_WORDS)
+                    .map_or(lowered.len(), |i| from + i)
+            };
+            let found = lowered[from..]
                 .match_indices(part.as_str())
                 .map(|(at, _)| from + at)
+                .take_while(|&at| at <= latest_start)
                 .find(|&at| self.starts_word(lowered, at));
             from = found? + part.len();
         }
@@ -236,6 +248,17 @@ impl LanguageSignals {
             intents,
         })
     }
+}
+
+/// Byte offsets where a word (a run of non-whitespace) starts in `text`,
+/// counting the start of `text` if a word is cut there.
+fn word_starts(text: &str) -> impl Iterator<Item = usize> + '_ {
+    let mut previous_space = true;
+    text.char_indices().filter_map(move |(i, c)| {
+        let starts = previous_space && !c.is_whitespace();
+        previous_space = c.is_whitespace();
+        starts.then_some(i)
+    })
 }
 
 /// Han, kana, Hangul syllables and Thai: scripts matched without word boundaries.

@@ -39,6 +39,10 @@ pub const MARKET_LANGUAGES: [Language; 29] = [
     Language::Hindi,
 ];
 
+/// The Malay-plus-Indonesian share of lingua's confidence from which a text
+/// in a Malay or Indonesian market is taken as that market's language.
+const MALAY_SHARE_IN_ITS_MARKET: f32 = 0.25;
+
 /// What the detector may use besides the text.
 #[derive(Debug, Clone, Copy)]
 pub struct LanguageHints<'a> {
@@ -86,15 +90,18 @@ impl LanguageDetector for LinguaDetector {
         };
         let mut code = iso_code(top);
         let mut confidence = top_confidence as f32;
-        if matches!(code.as_str(), "ms" | "id") {
-            let pair: f64 = ranked
-                .iter()
-                .filter(|(lang, _)| matches!(lang, Language::Malay | Language::Indonesian))
-                .map(|(_, c)| c)
-                .sum();
-            if let Some(decided) = malay_or_indonesian(hints) {
+        let pair = ranked
+            .iter()
+            .filter(|(lang, _)| matches!(lang, Language::Malay | Language::Indonesian))
+            .map(|(_, c)| c)
+            .sum::<f64>() as f32;
+        if let Some(decided) = malay_or_indonesian(hints) {
+            // Colloquial Malay mixed with English ("Status dah 'delivered'
+            // tapi barang takde") often ranks Tagalog first: in a Malay or
+            // Indonesian market a fair Malay-Indonesian share is enough.
+            if matches!(code.as_str(), "ms" | "id") || pair >= MALAY_SHARE_IN_ITS_MARKET {
                 code = decided.to_string();
-                confidence = pair as f32;
+                confidence = pair;
             }
         }
         let too_short = !dense_script && letters < self.min_letters;
@@ -234,5 +241,11 @@ mod tests {
         assert_eq!(detect(&detector, text, "", "shopee_my"), "ms");
         assert_eq!(detect(&detector, text, "", "shopee_id"), "id");
         assert_eq!(detect(&detector, text, "ms-MY", "shopee"), "ms");
+        // Manglish that lingua alone ranks Tagalog first.
+        let manglish = "Status dah 'delivered' tapi barang takde. Kalau seller tak settle dalam 2 hari, saya report kat Shopee.";
+        assert_eq!(detect(&detector, manglish, "", "shopee_my"), "ms");
+        // English stays English in Malaysia.
+        let english = "Hi, when will my order arrive? It has been two weeks already.";
+        assert_eq!(detect(&detector, english, "", "shopee_my"), "en");
     }
 }

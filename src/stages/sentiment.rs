@@ -13,7 +13,7 @@ use anyhow::Context;
 use serde_json::{Map, Value};
 
 use crate::config::SentimentSettings;
-use crate::domain::{EmotionKind, Polarity, Sentiment};
+use crate::domain::{EmotionKind, Polarity, Risk, Sentiment};
 use crate::embed::Embedder;
 use crate::ingest::{sync_seed_examples, Document, IngestReport};
 use crate::labelled::{files_in, LabelledFile};
@@ -304,6 +304,24 @@ pub fn with_vote(lexical: &Sentiment, vote: &PolarityVote, weight: f32) -> Senti
     }
 }
 
+/// The score a message naming a product hazard or a taken-over account has
+/// at most: negative, though not upset on its own.
+const URGENT_RISK_SCORE: f32 = -0.5;
+
+/// A product hazard or a taken-over account is bad news however calmly it is
+/// told ("the charger sparked last night and left a scorch mark").
+pub fn with_risks(sentiment: Sentiment, risks: &[Risk]) -> Sentiment {
+    if risks.iter().any(|risk| risk.is_urgent()) && sentiment.score > URGENT_RISK_SCORE {
+        Sentiment {
+            label: label_of(URGENT_RISK_SCORE),
+            score: URGENT_RISK_SCORE,
+            ..sentiment
+        }
+    } else {
+        sentiment
+    }
+}
+
 fn label_of(score: f32) -> Polarity {
     if score <= -POLAR {
         Polarity::Negative
@@ -329,6 +347,25 @@ mod tests {
         LexicalSentiment::new(Arc::new(
             Signals::load(&knowledge_dir().join("signals")).unwrap(),
         ))
+    }
+
+    #[test]
+    fn a_hazard_or_a_taken_over_account_reads_negative_but_not_upset() {
+        let calm = Sentiment {
+            label: Polarity::Neutral,
+            score: 0.1,
+            emotions: Vec::new(),
+        };
+        let hazard = with_risks(calm.clone(), &[Risk::Safety]);
+        assert_eq!(hazard.label, Polarity::Negative);
+        assert!(!hazard.is_upset());
+        assert_eq!(with_risks(calm.clone(), &[Risk::HighValue]), calm);
+        let furious = Sentiment {
+            label: Polarity::Negative,
+            score: -0.95,
+            emotions: Vec::new(),
+        };
+        assert_eq!(with_risks(furious.clone(), &[Risk::Safety]), furious);
     }
 
     #[test]
