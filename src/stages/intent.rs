@@ -462,23 +462,30 @@ pub fn assign_tier(
 mod tests {
     use super::*;
 
-    #[test]
-    fn hazards_and_taken_over_accounts_are_urgent_customer_and_value_raise_a_step() {
+    /// The tier of a calm inquiry read as `category`, with `urgent` the
+    /// probability of an order change or refund, under the default settings.
+    fn calm_tier(category: Category, urgent: f32, risks: &[Risk]) -> Tier {
         let calm = Sentiment {
             label: Polarity::Neutral,
             score: 0.0,
             emotions: Vec::new(),
         };
         let inquiry = crate::eval::labelled_inquiry(0, "text", "", chrono::Utc::now());
-        let settings = crate::config::Settings::load(None).unwrap().tier;
-        let tier = |category, risks: &[Risk]| {
-            let intent = IntentGuess {
-                category,
-                confidence: 0.9,
-                urgent: 0.0,
-            };
-            assign_tier(&intent, &calm, &inquiry, risks, &settings)
+        let intent = IntentGuess {
+            category,
+            confidence: 1.0 - urgent,
+            urgent,
         };
+        assign_tier(&intent, &calm, &inquiry, risks, &default_tier_settings())
+    }
+
+    fn default_tier_settings() -> TierSettings {
+        crate::config::Settings::load(None).unwrap().tier
+    }
+
+    #[test]
+    fn hazards_and_taken_over_accounts_are_urgent_customer_and_value_raise_a_step() {
+        let tier = |category, risks: &[Risk]| calm_tier(category, 0.0, risks);
         assert_eq!(tier(Category::ProductQuestion, &[]), Tier::P3Normal);
         assert_eq!(tier(Category::Feedback, &[Risk::Safety]), Tier::P1Urgent);
         assert_eq!(
@@ -517,23 +524,10 @@ mod tests {
 
     #[test]
     fn a_likely_enough_order_change_or_refund_is_urgent() {
-        let calm = Sentiment {
-            label: Polarity::Neutral,
-            score: 0.0,
-            emotions: Vec::new(),
-        };
-        let inquiry = crate::eval::labelled_inquiry(0, "text", "", chrono::Utc::now());
-        let settings = crate::config::Settings::load(None).unwrap().tier;
-        let tier = |urgent| {
-            let intent = IntentGuess {
-                category: Category::ProductQuestion,
-                confidence: 1.0 - urgent,
-                urgent,
-            };
-            assign_tier(&intent, &calm, &inquiry, &[], &settings)
-        };
-        assert_eq!(tier(settings.urgent_probability), Tier::P1Urgent);
-        assert_eq!(tier(settings.urgent_probability - 0.01), Tier::P3Normal);
+        let at = default_tier_settings().urgent_probability;
+        let tier = |urgent| calm_tier(Category::ProductQuestion, urgent, &[]);
+        assert_eq!(tier(at), Tier::P1Urgent);
+        assert_eq!(tier(at - 0.01), Tier::P3Normal);
     }
 
     fn correction(category: Category, agent: &str, score: f32) -> ScoredPoint {
