@@ -77,6 +77,18 @@ pub struct Prepared {
     pub risks: Vec<Risk>,
 }
 
+impl Prepared {
+    /// The intent from keywords alone: a guess, never confident enough to
+    /// auto-reply, for the acknowledgement and when the model cannot run.
+    pub fn keyword_guess(&self) -> IntentGuess {
+        IntentGuess {
+            category: self.keyword_category.unwrap_or(Category::Other),
+            confidence: 0.3,
+            urgent: 0.0,
+        }
+    }
+}
+
 /// What became of an agent's feedback.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedbackReceipt {
@@ -413,12 +425,8 @@ impl Pipeline {
 
     /// The instant acknowledgement, from the fast stages only.
     pub fn acknowledge(&self, prepared: &Prepared, now: DateTime<Utc>) -> Acknowledgement {
-        let category = prepared.keyword_category.unwrap_or(Category::Other);
-        let keywords = IntentGuess {
-            category,
-            confidence: 0.3,
-            urgent: 0.0,
-        };
+        let keywords = prepared.keyword_guess();
+        let category = keywords.category;
         let tier = assign_tier(
             &keywords,
             &prepared.sentiment,
@@ -472,12 +480,7 @@ impl Pipeline {
                 .map_err(|e| degraded.push(format!("intent classifier failed: {e:#}")))
                 .ok()
             })
-            .unwrap_or_else(|| IntentGuess {
-                // Keywords alone: a guess, never confident enough to auto-reply.
-                category: prepared.keyword_category.unwrap_or(Category::Other),
-                confidence: 0.3,
-                urgent: 0.0,
-            });
+            .unwrap_or_else(|| prepared.keyword_guess());
         let sentiment = vector
             .as_ref()
             .and_then(|vector| {
