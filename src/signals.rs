@@ -223,9 +223,19 @@ impl LanguageSignals {
                 .collect::<Vec<_>>()
         };
         let mut intents = HashMap::new();
+        let mut owner: HashMap<String, &str> = HashMap::new();
         for (name, list) in &file.intent {
             let category = Category::parse(name)
                 .with_context(|| format!("unknown intent category {name:?}"))?;
+            for keyword in list {
+                let key = keyword.trim().to_lowercase();
+                if let Some(other) = owner.insert(key, name).filter(|other| *other != name) {
+                    anyhow::bail!(
+                        "intent keyword {keyword:?} is in both {other} and {name}: \
+                         a keyword belongs to one category's list only"
+                    );
+                }
+            }
             intents.insert(category, phrases(list));
         }
         let emotions = HashMap::from([
@@ -299,6 +309,34 @@ mod tests {
         // Parts keep to word starts in spaced scripts.
         assert!(!Phrase::new("leave … star").occurs_in("leave it, it's a mustard colour"));
         assert!(Phrase::new("리뷰…쓸").occurs_in("리뷰에 전부 쓸 겁니다"));
+    }
+
+    #[test]
+    fn an_intent_keyword_in_two_categories_is_refused() {
+        let file: SignalsFile = toml::from_str(
+            r#"
+            language = "en"
+            [sentiment]
+            positive = []
+            negative = []
+            negators = []
+            [emotion]
+            anger = []
+            anxiety = []
+            frustration = []
+            threat = []
+            [intent]
+            refund_return = ["refund", "Money back"]
+            complaint = ["broken", "money back "]
+            "#,
+        )
+        .unwrap();
+        let error = LanguageSignals::from_file(&file).unwrap_err().to_string();
+        assert!(error.to_lowercase().contains("money back"), "{error}");
+        assert!(
+            error.contains("refund_return") && error.contains("complaint"),
+            "{error}"
+        );
     }
 
     #[test]
