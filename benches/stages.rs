@@ -161,7 +161,7 @@ fn main() -> anyhow::Result<()> {
                 .embedder()
                 .embed_one(&prepared.analysed_text, TextKind::Query)
         })?;
-        intent.time(1, || {
+        let guess = intent.time(1, || {
             pipeline.classifier().classify(&IntentQuery {
                 text: &prepared.analysed_text,
                 language: &prepared.language.code,
@@ -169,7 +169,7 @@ fn main() -> anyhow::Result<()> {
                 tenant: "",
             })
         })?;
-        vote.time(1, || pipeline.refine_sentiment(&prepared, &vector))?;
+        vote.time(1, || pipeline.refine_sentiment(&prepared, &vector, &guess))?;
     }
 
     println!(

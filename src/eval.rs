@@ -357,7 +357,7 @@ fn predict(
         // The shipped examples alone: no tenant's corrections.
         tenant: "",
     })?;
-    let sentiment = pipeline.refine_sentiment(prepared, vector)?;
+    let sentiment = pipeline.refine_sentiment(prepared, vector, &guess)?;
     let tier = assign_tier(
         &guess,
         &sentiment,

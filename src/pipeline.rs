@@ -44,7 +44,7 @@ use crate::stages::language::{LanguageDetector, LanguageHints, LinguaDetector};
 use crate::stages::money::largest_amount;
 use crate::stages::normalize::{NormalizeError, Normalizer, TextNormalizer};
 use crate::stages::sentiment::{
-    load_sentiment_examples, with_risks, with_vote, LexicalSentiment, PolarityVoter,
+    load_sentiment_examples, with_intent, with_risks, with_vote, LexicalSentiment, PolarityVoter,
     SentimentAnalyzer,
 };
 use crate::stages::sla::{PolicySla, SlaInput, SlaPolicy};
@@ -276,6 +276,7 @@ impl Pipeline {
         &self,
         prepared: &Prepared,
         vector: &[f32],
+        intent: &IntentGuess,
     ) -> anyhow::Result<Sentiment> {
         let sentiment = match self.polarity.vote(vector)? {
             Some(vote) => with_vote(
@@ -285,7 +286,7 @@ impl Pipeline {
             ),
             None => prepared.sentiment.clone(),
         };
-        Ok(with_risks(sentiment, &prepared.risks))
+        Ok(with_intent(with_risks(sentiment, &prepared.risks), intent))
     }
 
     /// Re-reads the articles (from `dir`, or the configured folder) and
@@ -484,9 +485,11 @@ impl Pipeline {
         let sentiment = vector
             .as_ref()
             .and_then(|vector| {
-                stage("sentiment_vote", || self.refine_sentiment(prepared, vector))
-                    .map_err(|e| degraded.push(format!("sentiment vote failed: {e:#}")))
-                    .ok()
+                stage("sentiment_vote", || {
+                    self.refine_sentiment(prepared, vector, &intent)
+                })
+                .map_err(|e| degraded.push(format!("sentiment vote failed: {e:#}")))
+                .ok()
             })
             .unwrap_or_else(|| prepared.sentiment.clone());
         let knowledge = vector

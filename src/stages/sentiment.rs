@@ -13,7 +13,7 @@ use anyhow::Context;
 use serde_json::{Map, Value};
 
 use crate::config::SentimentSettings;
-use crate::domain::{EmotionKind, Polarity, Risk, Sentiment};
+use crate::domain::{Category, EmotionKind, IntentGuess, Polarity, Risk, Sentiment};
 use crate::embed::Embedder;
 use crate::ingest::{sync_seed_examples, Document, IngestReport};
 use crate::labelled::{files_in, LabelledFile};
@@ -304,17 +304,41 @@ pub fn with_vote(lexical: &Sentiment, vote: &PolarityVote, weight: f32) -> Senti
     }
 }
 
-/// The score a message naming a product hazard or a taken-over account has
-/// at most: negative, though not upset on its own.
-const URGENT_RISK_SCORE: f32 = -0.5;
+/// The score bad news told calmly has at most: negative, though not upset
+/// on its own.
+const BAD_NEWS_SCORE: f32 = -0.5;
+
+/// How sure the classifier must be that a message is a complaint before its
+/// sentiment is read as negative.
+const COMPLAINT_CONFIDENCE: f32 = 0.8;
 
 /// A product hazard or a taken-over account is bad news however calmly it is
 /// told ("the charger sparked last night and left a scorch mark").
 pub fn with_risks(sentiment: Sentiment, risks: &[Risk]) -> Sentiment {
-    if risks.iter().any(|risk| risk.is_urgent()) && sentiment.score > URGENT_RISK_SCORE {
+    if risks.iter().any(|risk| risk.is_urgent()) {
+        at_most_bad_news(sentiment)
+    } else {
+        sentiment
+    }
+}
+
+/// A complaint reports a problem, and a problem is bad news however it is
+/// told: "the lamp worked for one day, new bulbs, another socket, nothing"
+/// has no negative word, and "I expected better quality" has a positive one.
+/// (Of 351 labelled complaints in the evaluation sets, none is positive.)
+pub fn with_intent(sentiment: Sentiment, intent: &IntentGuess) -> Sentiment {
+    if intent.category == Category::Complaint && intent.confidence >= COMPLAINT_CONFIDENCE {
+        at_most_bad_news(sentiment)
+    } else {
+        sentiment
+    }
+}
+
+fn at_most_bad_news(sentiment: Sentiment) -> Sentiment {
+    if sentiment.score > BAD_NEWS_SCORE {
         Sentiment {
-            label: label_of(URGENT_RISK_SCORE),
-            score: URGENT_RISK_SCORE,
+            label: label_of(BAD_NEWS_SCORE),
+            score: BAD_NEWS_SCORE,
             ..sentiment
         }
     } else {
@@ -366,6 +390,27 @@ mod tests {
             emotions: Vec::new(),
         };
         assert_eq!(with_risks(furious.clone(), &[Risk::Safety]), furious);
+    }
+
+    #[test]
+    fn a_sure_complaint_reads_negative_but_not_upset() {
+        let hopeful = Sentiment {
+            label: Polarity::Positive,
+            score: 0.4,
+            emotions: Vec::new(),
+        };
+        let guess = |category, confidence| IntentGuess {
+            category,
+            confidence,
+            urgent: 0.0,
+        };
+        let complaint = with_intent(hopeful.clone(), &guess(Category::Complaint, 0.95));
+        assert_eq!(complaint.label, Polarity::Negative);
+        assert!(!complaint.is_upset());
+        let unsure = guess(Category::Complaint, 0.6);
+        assert_eq!(with_intent(hopeful.clone(), &unsure), hopeful);
+        let question = guess(Category::ProductQuestion, 0.95);
+        assert_eq!(with_intent(hopeful.clone(), &question), hopeful);
     }
 
     #[test]
