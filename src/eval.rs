@@ -173,6 +173,8 @@ struct Prediction {
     language: String,
     detected_language: String,
     gold_tier: Tier,
+    /// Whether the row names its tier (else `gold_tier` is its category's).
+    tier_labelled: bool,
     tier: Tier,
     gold_language: Option<String>,
     gold_polarity: Option<Polarity>,
@@ -379,6 +381,7 @@ fn predict(
             .unwrap_or_else(|| prepared.language.code.clone()),
         detected_language: prepared.language.code.clone(),
         gold_tier: row.tier.unwrap_or_else(|| row.category.base_tier()),
+        tier_labelled: row.tier.is_some(),
         tier,
         gold_language: row.language.clone(),
         gold_polarity: row.polarity,
@@ -476,6 +479,8 @@ pub struct Summary {
     pub p1_recall: f64,
     /// Share of inquiries given P1 that are gold P1: the price of the recall.
     pub p1_precision: f64,
+    /// Share of rows labelled with a tier given exactly that tier.
+    pub tier_accuracy: Option<f64>,
     /// Expected calibration error of the intent confidence.
     pub ece: f64,
     /// Share of would-be auto-replies that are truly shipping_status.
@@ -557,19 +562,19 @@ fn share(outcomes: impl Iterator<Item = bool>) -> Option<f64> {
 }
 
 impl Evaluation {
-    /// The rows read wrongly (intent, a missed P1, a clear polarity, or an
+    /// The rows read wrongly (intent, a labelled tier, a clear polarity, or an
     /// auto-reply to something else than a shipping question), as JSON
     /// lines: what to look at before adding examples.
     pub fn mistakes(&self) -> String {
         let mut out = String::new();
         for p in &self.predictions {
-            let missed_p1 = p.gold_tier == Tier::P1Urgent && p.tier != Tier::P1Urgent;
+            let tier_wrong = p.tier_labelled && p.tier != p.gold_tier;
             let polarity_wrong = matches!(
                 p.gold_polarity,
                 Some(gold @ (Polarity::Positive | Polarity::Negative)) if gold != p.polarity
             );
             let wrong_auto_reply = p.auto_reply && p.gold != Category::ShippingStatus;
-            if p.gold == p.predicted && !missed_p1 && !polarity_wrong && !wrong_auto_reply {
+            if p.gold == p.predicted && !tier_wrong && !polarity_wrong && !wrong_auto_reply {
                 continue;
             }
             let line = serde_json::json!({
@@ -626,6 +631,11 @@ impl Evaluation {
                     .count() as f64
                     / given.len().max(1) as f64
             },
+            tier_accuracy: share(
+                all.iter()
+                    .filter(|p| p.tier_labelled)
+                    .map(|p| p.tier == p.gold_tier),
+            ),
             ece: calibration_error(&self.predictions),
             auto_reply_precision: safe as f64 / replied.len().max(1) as f64,
             auto_reply_coverage: safe as f64 / shipping.max(1) as f64,
@@ -688,6 +698,9 @@ impl Evaluation {
             "P1 recall: {:.4} ({} P1 inquiries), precision {:.4}",
             summary.p1_recall, summary.p1_inquiries, summary.p1_precision
         );
+        if let Some(tier_accuracy) = summary.tier_accuracy {
+            let _ = writeln!(out, "tier accuracy (exact): {tier_accuracy:.4}");
+        }
         let _ = writeln!(out, "calibration error (ECE): {:.4}", summary.ece);
         let _ = writeln!(out, "  confidence      n  mean conf  accuracy");
         for (i, bin) in reliability(predictions)
