@@ -149,7 +149,8 @@ fn main() -> anyhow::Result<()> {
         keywords.time(1, || {
             pipeline
                 .classifier()
-                .keyword_categories(&prepared.analysed_text, &prepared.language.code)
+                .keyword_hits(&prepared.analysed_text, &prepared.language.code)
+                .categories()
         });
         acknowledge.time(1, || pipeline.acknowledge(&prepared, now));
         let analysis = analyze.time(1, || pipeline.analyze(&prepared));
@@ -167,6 +168,7 @@ fn main() -> anyhow::Result<()> {
                 language: &prepared.language.code,
                 vector: &vector,
                 tenant: "",
+                keywords: prepared.keyword_hits,
             })
         })?;
         vote.time(1, || pipeline.refine_sentiment(&prepared, &vector, &guess))?;

@@ -358,6 +358,7 @@ fn predict(
         vector,
         // The shipped examples alone: no tenant's corrections.
         tenant: "",
+        keywords: prepared.keyword_hits,
     })?;
     let sentiment = pipeline.refine_sentiment(prepared, vector, &guess)?;
     let tier = assign_tier(

@@ -35,7 +35,7 @@ use crate::signals::Signals;
 use crate::stages::compose::{AckInput, AutoReplyInput, Composer};
 use crate::stages::decide::{decide, DecideInput, DecideRules, Decision};
 use crate::stages::intent::{
-    assign_tier, load_examples, IntentClassifier, IntentQuery, KnnIntentClassifier,
+    assign_tier, load_examples, IntentClassifier, IntentQuery, KeywordHits, KnnIntentClassifier,
 };
 use crate::stages::knowledge::{
     load_articles, ApprovedAnswer, Article, KnowledgeBase, SearchRequest,
@@ -71,8 +71,10 @@ pub struct Prepared {
     pub sentiment: Sentiment,
     /// The category keywords point to, if any.
     pub keyword_category: Option<Category>,
-    /// Every category with a keyword in the message.
+    /// Every category with a keyword in the message, strongest first.
     pub keyword_categories: Vec<Category>,
+    /// The keyword evidence itself, for the classifier.
+    pub keyword_hits: KeywordHits,
     /// Tier-raising risks, from the words and the customer and order data.
     pub risks: Vec<Risk>,
 }
@@ -382,13 +384,13 @@ impl Pipeline {
                 &risks,
             )
         });
-        let keyword_categories = self
-            .classifier
-            .keyword_categories(&analysed_text, &language.code);
+        let keyword_hits = self.classifier.keyword_hits(&analysed_text, &language.code);
+        let keyword_categories = keyword_hits.categories();
         Ok(Prepared {
             risks,
             keyword_category: keyword_categories.first().copied(),
             keyword_categories,
+            keyword_hits,
             inquiry,
             text,
             analysed_text,
@@ -476,6 +478,7 @@ impl Pipeline {
                         language: &prepared.language.code,
                         vector,
                         tenant: self.tenant(&prepared.inquiry),
+                        keywords: prepared.keyword_hits,
                     })
                 })
                 .map_err(|e| degraded.push(format!("intent classifier failed: {e:#}")))
@@ -799,6 +802,7 @@ impl Pipeline {
                             language: &language,
                             vector: &vector,
                             tenant: &feedback.tenant,
+                            keywords: self.classifier.keyword_hits(&feedback.text, &language),
                         })?
                         .category
                 }

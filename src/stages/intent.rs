@@ -70,13 +70,36 @@ pub struct IntentQuery<'a> {
     pub vector: &'a [f32],
     /// Whose agent corrections count; empty: none.
     pub tenant: &'a str,
+    /// The text's keyword hits, found once when the inquiry was prepared.
+    pub keywords: KeywordHits,
+}
+
+/// Keyword hits per category (`Category::index` order), at most 3 each.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct KeywordHits(pub [f32; 10]);
+
+impl KeywordHits {
+    /// Categories with a hit, strongest first. Ties go to the more urgent
+    /// category: the safer acknowledgement.
+    pub fn categories(&self) -> Vec<Category> {
+        let mut found: Vec<(Category, f32)> = Category::ALL
+            .into_iter()
+            .zip(self.0)
+            .filter(|(_, n)| *n > 0.0)
+            .collect();
+        found.sort_by(|a, b| {
+            b.1.total_cmp(&a.1)
+                .then(a.0.base_tier().cmp(&b.0.base_tier()))
+        });
+        found.into_iter().map(|(c, _)| c).collect()
+    }
 }
 
 pub trait IntentClassifier: Send + Sync {
     fn classify(&self, query: &IntentQuery<'_>) -> anyhow::Result<IntentGuess>;
-    /// Categories with keyword evidence, strongest first: fast enough for
-    /// the acknowledgement.
-    fn keyword_categories(&self, text: &str, language: &str) -> Vec<Category>;
+    /// The keyword evidence for each category: fast enough for the
+    /// acknowledgement, and handed back to `classify` in the query.
+    fn keyword_hits(&self, text: &str, language: &str) -> KeywordHits;
     /// Stores labelled examples, embedding only new or changed ones.
     fn ingest_examples(
         &self,
@@ -195,10 +218,6 @@ impl KnnIntentClassifier {
         self.set_head(head);
         Ok(())
     }
-
-    fn keyword_hits(&self, text: &str, language: &str) -> [f32; 10] {
-        keyword_hits(&self.signals, text, language)
-    }
 }
 
 impl IntentClassifier for KnnIntentClassifier {
@@ -233,7 +252,7 @@ impl IntentClassifier for KnnIntentClassifier {
             }
         }
         let total: f32 = votes.iter().sum();
-        let keywords = self.keyword_hits(query.text, query.language);
+        let keywords = query.keywords.0;
         let head = self
             .head
             .read()
@@ -294,19 +313,8 @@ impl IntentClassifier for KnnIntentClassifier {
         })
     }
 
-    fn keyword_categories(&self, text: &str, language: &str) -> Vec<Category> {
-        let hits = self.keyword_hits(text, language);
-        let mut found: Vec<(Category, f32)> = Category::ALL
-            .into_iter()
-            .zip(hits)
-            .filter(|(_, n)| *n > 0.0)
-            .collect();
-        // Ties go to the more urgent category: the safer acknowledgement.
-        found.sort_by(|a, b| {
-            b.1.total_cmp(&a.1)
-                .then(a.0.base_tier().cmp(&b.0.base_tier()))
-        });
-        found.into_iter().map(|(c, _)| c).collect()
+    fn keyword_hits(&self, text: &str, language: &str) -> KeywordHits {
+        keyword_hits(&self.signals, text, language)
     }
 
     fn ingest_examples(
@@ -386,7 +394,7 @@ fn correction_votes(
 }
 
 /// Keyword hits per category (`Category::index` order), at most 3 each.
-fn keyword_hits(signals: &Signals, text: &str, language: &str) -> [f32; 10] {
+fn keyword_hits(signals: &Signals, text: &str, language: &str) -> KeywordHits {
     let lowered = text.to_lowercase();
     let sets = signals.for_language(language);
     // A keyword inside a threat is not the buyer's ask: "再不发货我就去
@@ -413,7 +421,7 @@ fn keyword_hits(signals: &Signals, text: &str, language: &str) -> [f32; 10] {
             hits[category.index()] += n.min(3.0);
         }
     }
-    hits
+    KeywordHits(hits)
 }
 
 /// The payload of a labelled example point: what the neighbour vote reads.
@@ -516,10 +524,10 @@ mod tests {
         let complaint = Category::Complaint.index();
         // "投诉" (complain) is a complaint keyword, and part of the threat.
         let threat = keyword_hits(&signals, "一个月了还没到，再不发货我就去平台投诉", "zh");
-        assert_eq!(threat[complaint], 0.0);
-        assert!(threat[Category::ShippingStatus.index()] > 0.0);
+        assert_eq!(threat.0[complaint], 0.0);
+        assert!(threat.0[Category::ShippingStatus.index()] > 0.0);
         let plain = keyword_hits(&signals, "我要投诉，收到的杯子碎了", "zh");
-        assert!(plain[complaint] > 0.0);
+        assert!(plain.0[complaint] > 0.0);
     }
 
     #[test]
