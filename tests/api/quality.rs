@@ -358,6 +358,30 @@ fn tenth_hold_out_set_holds_its_unseen_figures() {
 }
 
 #[test]
+fn eleventh_hold_out_set_holds_its_unseen_figures() {
+    // Session 10, written by someone who read only DOMAIN.md (at least three
+    // rows per language raised to P1 by a threat, a hazard told in everyday
+    // words, a taken-over account or fury), measured once on the final build
+    // before its extra hazard and threat phrases: macro-F1 0.981, P1 0.940,
+    // auto-reply 0.980 / 0.641, ECE 0.008, polarity 0.966; with them, still
+    // unread: P1 0.949. Its misses were then read and mended in general form:
+    // macro-F1 0.986, P1 1.000, auto-reply 1.000 / 0.628.
+    check(
+        "eval-multilingual-holdout-11.jsonl",
+        &Floors {
+            macro_f1: 0.95,
+            language_macro_f1: 0.83,
+            p1_recall: 0.96,
+            auto_reply_precision: 0.95,
+            auto_reply_coverage: 0.58,
+            ece: 0.04,
+            polarity: 0.93,
+            language_polarity: 0.8,
+        },
+    );
+}
+
+#[test]
 fn an_evaluated_sentiment_example_is_refused_only_where_polarity_is_measured() {
     // A shipped neutral sentiment example (knowledge-base/sentiment/en.toml),
     // not an intent example.
