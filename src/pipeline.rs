@@ -69,8 +69,6 @@ pub struct Prepared {
     pub analysed_text: String,
     pub language: LanguageGuess,
     pub sentiment: Sentiment,
-    /// The category keywords point to, if any.
-    pub keyword_category: Option<Category>,
     /// Every category with a keyword in the message, strongest first.
     pub keyword_categories: Vec<Category>,
     /// The keyword evidence itself, for the classifier.
@@ -80,11 +78,16 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// The category keywords point to most strongly, if any.
+    pub fn keyword_category(&self) -> Option<Category> {
+        self.keyword_categories.first().copied()
+    }
+
     /// The intent from keywords alone: a guess, never confident enough to
     /// auto-reply, for the acknowledgement and when the model cannot run.
     pub fn keyword_guess(&self) -> IntentGuess {
         IntentGuess {
-            category: self.keyword_category.unwrap_or(Category::Other),
+            category: self.keyword_category().unwrap_or(Category::Other),
             confidence: 0.3,
             urgent: 0.0,
         }
@@ -388,7 +391,6 @@ impl Pipeline {
         let keyword_categories = keyword_hits.categories();
         Ok(Prepared {
             risks,
-            keyword_category: keyword_categories.first().copied(),
             keyword_categories,
             keyword_hits,
             inquiry,
@@ -448,7 +450,7 @@ impl Pipeline {
         self.composer.acknowledgement(&AckInput {
             inquiry: &prepared.inquiry,
             language: &prepared.language.code,
-            category: prepared.keyword_category,
+            category: prepared.keyword_category(),
             upset: prepared.sentiment.is_upset(),
             reply_by: sla.first_response_due.max(now),
             counts_as_response: sla.ack_counts_as_response,
