@@ -130,7 +130,7 @@ fn main() -> anyhow::Result<()> {
     let mut embed = Stage::new("embed, one text");
     let mut embed_batch = Stage::new("embed, batch of 16 (/text)");
     let mut intent = Stage::new("intent k-NN");
-    let mut vote = Stage::new("sentiment vote");
+    let mut vote = Stage::new("example votes");
     let mut analyze = Stage::new("analyze (embed..knowledge)");
     let mut conclude = Stage::new("decide + compose");
     let mut total = Stage::new("prepare..conclude");
@@ -171,7 +171,7 @@ fn main() -> anyhow::Result<()> {
                 keywords: prepared.keyword_hits,
             })
         })?;
-        vote.time(1, || pipeline.refine_sentiment(&prepared, &vector, &guess))?;
+        vote.time(1, || pipeline.read(&prepared, &vector, &guess))?;
     }
 
     println!(

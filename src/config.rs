@@ -31,6 +31,7 @@ pub struct Settings {
     pub intent: IntentSettings,
     pub tier: TierSettings,
     pub sentiment: SentimentSettings,
+    pub risk: RiskSettings,
     pub knowledge: KnowledgeSettings,
     pub decide: DecideSettings,
     pub llm: LlmSettings,
@@ -159,6 +160,19 @@ pub struct SentimentSettings {
     pub temperature: f32,
     /// How far the vote moves the lexical score, in its logit units.
     pub vote_weight: f32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RiskSettings {
+    /// The probability the risk head must give a hazard, a threat or a
+    /// taken-over account for it to count.
+    pub min_probability: f32,
+    /// How far the head's training evens out the classes: 1 weighs each
+    /// risk as much as all everyday messages together, 0 weighs each
+    /// example the same.
+    pub balance: f32,
+    /// The threat intensity a carried threat reads with.
+    pub threat_intensity: f32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

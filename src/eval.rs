@@ -360,15 +360,15 @@ fn predict(
         tenant: "",
         keywords: prepared.keyword_hits,
     })?;
-    let sentiment = pipeline.refine_sentiment(prepared, vector, &guess)?;
+    let reading = pipeline.read(prepared, vector, &guess)?;
     let tier = assign_tier(
         &guess,
-        &sentiment,
+        &reading.sentiment,
         &prepared.inquiry,
-        &prepared.risks,
+        &reading.risks,
         &pipeline.settings().tier,
     );
-    let auto_reply_eligible = pipeline.would_auto_reply(prepared, &guess, &sentiment, 0.0);
+    let auto_reply_eligible = pipeline.would_auto_reply(prepared, &guess, &reading, 0.0);
     let auto_reply = auto_reply_eligible
         && guess.confidence >= pipeline.settings().decide.auto_reply_min_confidence;
     Ok(Prediction {
@@ -386,7 +386,7 @@ fn predict(
         tier,
         gold_language: row.language.clone(),
         gold_polarity: row.polarity,
-        polarity: sentiment.label,
+        polarity: reading.sentiment.label,
         auto_reply,
         auto_reply_eligible,
     })

@@ -14,16 +14,16 @@ use tracing::{info, info_span, warn};
 use crate::backlog::{evaluate_backlog, BacklogReport, OpenInquiry};
 use crate::config::Settings;
 use crate::domain::{
-    Acknowledgement, Category, Customer, Draft, DraftAction, DraftSource, Feedback, HandoffReason,
-    Inquiry, IntentGuess, KnowledgeHit, LanguageGuess, Outcome, ReasonCode, Risk, Sentiment, Tier,
-    Triage,
+    Acknowledgement, Category, Customer, Draft, DraftAction, DraftSource, EmotionKind, Feedback,
+    HandoffReason, Inquiry, IntentGuess, KnowledgeHit, LanguageGuess, Outcome, ReasonCode, Risk,
+    Sentiment, Tier, Triage,
 };
 use crate::embed::{
     BatchingEmbedder, CandleEmbedder, E5Embedder, Embedder, OpenAiEmbedder, TextKind,
 };
 use crate::feedback::FeedbackStore;
 use crate::guard::ReplyKind;
-use crate::ingest::IngestReport;
+use crate::ingest::{point_id, IngestReport, SEED_TENANT};
 use crate::llm::{LlmWriter, WriteError, WriteRequest};
 use crate::metrics;
 use crate::pool::WorkPool;
@@ -35,7 +35,8 @@ use crate::signals::Signals;
 use crate::stages::compose::{AckInput, AutoReplyInput, Composer};
 use crate::stages::decide::{decide, DecideInput, DecideRules, Decision};
 use crate::stages::intent::{
-    assign_tier, load_examples, IntentClassifier, IntentQuery, KeywordHits, KnnIntentClassifier,
+    assign_tier, example_key, load_examples, IntentClassifier, IntentQuery, KeywordHits,
+    KnnIntentClassifier,
 };
 use crate::stages::knowledge::{
     load_articles, ApprovedAnswer, Article, KnowledgeBase, SearchRequest,
@@ -43,6 +44,7 @@ use crate::stages::knowledge::{
 use crate::stages::language::{LanguageDetector, LanguageHints, LinguaDetector};
 use crate::stages::money::largest_amount;
 use crate::stages::normalize::{NormalizeError, Normalizer, TextNormalizer};
+use crate::stages::risk::{load_risk_examples, with_voted_risks, with_voted_threat, RiskVoter};
 use crate::stages::sentiment::{
     load_sentiment_examples, with_intent, with_risks, with_vote, LexicalSentiment, PolarityVoter,
     SentimentAnalyzer,
@@ -94,6 +96,14 @@ impl Prepared {
     }
 }
 
+/// The sentiment and risks once the nearest labelled examples have voted.
+#[derive(Debug, Clone)]
+pub struct Reading {
+    pub sentiment: Sentiment,
+    /// The risks named in words, and those the risk examples carry.
+    pub risks: Vec<Risk>,
+}
+
 /// What became of an agent's feedback.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedbackReceipt {
@@ -118,6 +128,7 @@ pub struct Pipeline {
     language: Arc<dyn LanguageDetector>,
     sentiment: Box<dyn SentimentAnalyzer>,
     polarity: PolarityVoter,
+    risk_voter: RiskVoter,
     embedder: Arc<dyn Embedder>,
     signals: Arc<Signals>,
     classifier: Box<dyn IntentClassifier>,
@@ -197,6 +208,11 @@ impl Pipeline {
                         .join(format!("intent-head-{}.bin", slug(embedder.model_id()))),
                 );
         let polarity = PolarityVoter::new(examples.clone(), &settings.sentiment);
+        let risk_voter = RiskVoter::new(examples.clone(), &settings.risk).with_head_cache(
+            settings
+                .data_dir
+                .join(format!("risk-head-{}.bin", slug(embedder.model_id()))),
+        );
         let feedback = FeedbackStore::new(examples);
         // Capped at a century, so any setting stays a valid date offset.
         let retention = settings.outcomes.retention_days.min(36_500) as i64;
@@ -215,6 +231,7 @@ impl Pipeline {
             language,
             sentiment: Box::new(LexicalSentiment::new(signals.clone())),
             polarity,
+            risk_voter,
             signals,
             classifier: Box::new(classifier),
             feedback,
@@ -255,12 +272,12 @@ impl Pipeline {
     }
 
     fn ingest_examples(&self) -> anyhow::Result<()> {
-        let examples = load_examples(&self.settings.knowledge_dir.join("intents"))?;
+        let intent_examples = load_examples(&self.settings.knowledge_dir.join("intents"))?;
         let report = self
             .classifier
-            .ingest_examples(self.embedder.as_ref(), &examples)?;
+            .ingest_examples(self.embedder.as_ref(), &intent_examples)?;
         info!(
-            examples = examples.len(),
+            examples = intent_examples.len(),
             ?report,
             "intent examples up to date"
         );
@@ -271,18 +288,49 @@ impl Pipeline {
             ?report,
             "sentiment examples up to date"
         );
+        // The intent examples no phrase list reads a risk in are everyday
+        // messages: what the risk head learns to tell a risk from.
+        let background: Vec<u64> = intent_examples
+            .iter()
+            .filter(|example| !self.names_a_risk(&example.text, &example.language))
+            .map(|example| point_id(SEED_TENANT, &example_key(example)))
+            .collect();
+        let examples = load_risk_examples(&self.settings.knowledge_dir.join("risks"))?;
+        let report = self
+            .risk_voter
+            .ingest(self.embedder.as_ref(), &examples, &background)?;
+        info!(
+            examples = examples.len(),
+            background = background.len(),
+            ?report,
+            "risk examples up to date"
+        );
         Ok(())
     }
 
-    /// The lexical sentiment of `prepared`, with the vote of the labelled
-    /// examples nearest to its embedding. A failing vote keeps the lexical
-    /// reading and says why.
-    pub fn refine_sentiment(
+    /// Whether the phrase lists read a hazard, a taken-over account or a
+    /// threat in `text`.
+    fn names_a_risk(&self, text: &str, language: &str) -> bool {
+        self.signals
+            .risks(text, language)
+            .iter()
+            .any(|risk| risk.is_urgent())
+            || self
+                .sentiment
+                .analyze(text, language)
+                .emotion(EmotionKind::Threat)
+                > 0.0
+    }
+
+    /// The fast stages' sentiment and risks of `prepared`, with what the
+    /// labelled examples nearest to its embedding add: the polarity vote,
+    /// and the hazards, threats and taken-over accounts no phrase named.
+    pub fn read(
         &self,
         prepared: &Prepared,
         vector: &[f32],
         intent: &IntentGuess,
-    ) -> anyhow::Result<Sentiment> {
+    ) -> anyhow::Result<Reading> {
         let sentiment = match self.polarity.vote(vector)? {
             Some(vote) => with_vote(
                 &prepared.sentiment,
@@ -291,7 +339,17 @@ impl Pipeline {
             ),
             None => prepared.sentiment.clone(),
         };
-        Ok(with_intent(with_risks(sentiment, &prepared.risks), intent))
+        let voted = match self.risk_voter.vote(vector) {
+            Some(vote) => self.risk_voter.carried(&vote),
+            None => Vec::new(),
+        };
+        let risks = with_voted_risks(&prepared.risks, &voted);
+        let sentiment = with_voted_threat(
+            with_intent(with_risks(sentiment, &risks), intent),
+            &voted,
+            self.settings.risk.threat_intensity,
+        );
+        Ok(Reading { sentiment, risks })
     }
 
     /// Re-reads the articles (from `dir`, or the configured folder) and
@@ -487,16 +545,17 @@ impl Pipeline {
                 .ok()
             })
             .unwrap_or_else(|| prepared.keyword_guess());
-        let sentiment = vector
+        let Reading { sentiment, risks } = vector
             .as_ref()
             .and_then(|vector| {
-                stage("sentiment_vote", || {
-                    self.refine_sentiment(prepared, vector, &intent)
-                })
-                .map_err(|e| degraded.push(format!("sentiment vote failed: {e:#}")))
-                .ok()
+                stage("example_vote", || self.read(prepared, vector, &intent))
+                    .map_err(|e| degraded.push(format!("example vote failed: {e:#}")))
+                    .ok()
             })
-            .unwrap_or_else(|| prepared.sentiment.clone());
+            .unwrap_or_else(|| Reading {
+                sentiment: prepared.sentiment.clone(),
+                risks: prepared.risks.clone(),
+            });
         let knowledge = vector
             .as_ref()
             .and_then(|vector| {
@@ -523,7 +582,7 @@ impl Pipeline {
             &intent,
             &sentiment,
             &prepared.inquiry,
-            &prepared.risks,
+            &risks,
             &self.settings.tier,
         );
         let sla = self.sla.due(&SlaInput {
@@ -542,7 +601,7 @@ impl Pipeline {
                 sentiment,
                 intent,
                 tier,
-                risks: prepared.risks.clone(),
+                risks,
                 sla,
                 knowledge,
             },
@@ -974,24 +1033,24 @@ impl Pipeline {
     }
 
     /// Whether the daytime rule would answer `prepared` itself with this
-    /// intent and sentiment, from its order data and no knowledge-base
+    /// intent and reading, from its order data and no knowledge-base
     /// article, at the intent-confidence threshold `min_confidence`: what
     /// `firstreply eval` measures auto-reply safety with.
     pub fn would_auto_reply(
         &self,
         prepared: &Prepared,
         intent: &IntentGuess,
-        sentiment: &Sentiment,
+        reading: &Reading,
         min_confidence: f32,
     ) -> bool {
         let input = DecideInput {
             inquiry: &prepared.inquiry,
             intent,
-            sentiment,
+            sentiment: &reading.sentiment,
             language: &prepared.language.code,
             knowledge: &[],
             also_mentions: &prepared.keyword_categories,
-            risks: &prepared.risks,
+            risks: &reading.risks,
             can_reply_in_language: self
                 .composer
                 .prompts()

@@ -1,21 +1,22 @@
 //! A linear head on the inquiry's embedding: multinomial logistic regression
 //! trained on the labelled examples. The neighbour vote recalls the examples
 //! closest to an inquiry; the head has learnt, from all of them at once, which
-//! directions of the embedding separate the categories, so it generalises to
-//! phrasings no example is near. The classifier adds both, in log space.
+//! directions of the embedding separate the classes, so it generalises to
+//! phrasings no example is near. The intent classifier adds both, in log
+//! space; the risk reader uses a head of its own (`risk.rs`).
 //!
 //! Training is deterministic (full-batch Adam from zero weights) and takes a
 //! few seconds; the result is cached in the data folder under a fingerprint of
 //! the examples and the model, so start-up only retrains when they change.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{bail, Context};
 use sha2::{Digest, Sha256};
 
-use crate::domain::Category;
+use crate::store::Collection;
 
-const CLASSES: usize = Category::ALL.len();
 /// Inputs are unit vectors: scaled up, a logit of one unit is reachable.
 const INPUT_SCALE: f32 = 20.0;
 /// L2 penalty on the weights.
@@ -28,25 +29,37 @@ const VERSION: &str = "linear-head-2";
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinearHead {
     dimension: usize,
-    /// `CLASSES` rows of `dimension` weights.
+    /// One row of `dimension` weights per class.
     weights: Vec<f32>,
-    bias: [f32; CLASSES],
+    /// One per class.
+    bias: Vec<f32>,
 }
 
 impl LinearHead {
-    /// Trains on `vectors` labelled `labels`. Every category weighs the same
-    /// in the loss, however many examples it has.
-    pub fn train(vectors: &[&[f32]], labels: &[Category]) -> anyhow::Result<LinearHead> {
+    /// Trains on `vectors` labelled `labels`, class indices below `classes`.
+    /// With `balance` 1, every class weighs the same in the loss however many
+    /// examples it has; with 0, every example weighs the same (the classes
+    /// keep their shares as priors); in between, a class of `c` examples
+    /// weighs as `c^(1 - balance)` of them.
+    pub fn train(
+        vectors: &[&[f32]],
+        labels: &[usize],
+        classes: usize,
+        balance: f32,
+    ) -> anyhow::Result<LinearHead> {
         let Some(first) = vectors.first() else {
-            bail!("no examples to train the intent head on");
+            bail!("no examples to train the head on");
         };
         let dimension = first.len();
         if labels.len() != vectors.len() || vectors.iter().any(|v| v.len() != dimension) {
-            bail!("intent head: vectors and labels do not line up");
+            bail!("head: vectors and labels do not line up");
         }
-        let mut counts = [0usize; CLASSES];
-        for label in labels {
-            counts[label.index()] += 1;
+        if let Some(label) = labels.iter().find(|&&label| label >= classes) {
+            bail!("head: label {label} is not one of {classes} classes");
+        }
+        let mut counts = vec![0usize; classes];
+        for &label in labels {
+            counts[label] += 1;
         }
         let n = vectors.len() as f32;
         let class_weight: Vec<f32> = counts
@@ -55,28 +68,29 @@ impl LinearHead {
                 if c == 0 {
                     0.0
                 } else {
-                    n / (CLASSES as f32 * c as f32)
+                    (n / (classes as f32 * c as f32)).powf(balance)
                 }
             })
             .collect();
 
         let mut head = LinearHead {
             dimension,
-            weights: vec![0.0; CLASSES * dimension],
-            bias: [0.0; CLASSES],
+            weights: vec![0.0; classes * dimension],
+            bias: vec![0.0; classes],
         };
-        let mut adam_w = Adam::new(CLASSES * dimension);
-        let mut adam_b = Adam::new(CLASSES);
-        let mut grad_w = vec![0.0f32; CLASSES * dimension];
+        let mut adam_w = Adam::new(classes * dimension);
+        let mut adam_b = Adam::new(classes);
+        let mut grad_w = vec![0.0f32; classes * dimension];
+        let mut grad_b = vec![0.0f32; classes];
         for step in 1..=STEPS {
             grad_w.fill(0.0);
-            let mut grad_b = [0.0f32; CLASSES];
-            for (vector, label) in vectors.iter().zip(labels) {
+            grad_b.fill(0.0);
+            for (vector, &label) in vectors.iter().zip(labels) {
                 let p = head.probabilities(vector);
-                let weight = class_weight[label.index()] / n;
+                let weight = class_weight[label] / n;
                 let rows = grad_w.chunks_exact_mut(dimension);
                 for (class, ((p, gb), row)) in p.iter().zip(&mut grad_b).zip(rows).enumerate() {
-                    let target = if class == label.index() { 1.0 } else { 0.0 };
+                    let target = if class == label { 1.0 } else { 0.0 };
                     let g = (p - target) * weight;
                     *gb += g;
                     for (acc, x) in row.iter_mut().zip(vector.iter()) {
@@ -93,9 +107,9 @@ impl LinearHead {
         Ok(head)
     }
 
-    /// The category probabilities for one embedding.
-    pub fn probabilities(&self, vector: &[f32]) -> [f32; CLASSES] {
-        let mut logits = self.bias;
+    /// The class probabilities for one embedding.
+    pub fn probabilities(&self, vector: &[f32]) -> Vec<f32> {
+        let mut logits = self.bias.clone();
         for (logit, row) in logits
             .iter_mut()
             .zip(self.weights.chunks_exact(self.dimension))
@@ -108,17 +122,21 @@ impl LinearHead {
             *logit = (*logit - max).exp();
             sum += *logit;
         }
-        logits.map(|e| e / sum)
+        for e in &mut logits {
+            *e /= sum;
+        }
+        logits
     }
 
-    /// What a cached head must match: the training version, the model and
-    /// every example (by its stable point id).
-    pub fn fingerprint(model_id: &str, example_ids: &[u64]) -> String {
+    /// What a cached head must match: the training version and balance, the
+    /// model and every example (by its stable point id).
+    pub fn fingerprint(model_id: &str, balance: f32, example_ids: &[u64]) -> String {
         let mut ids = example_ids.to_vec();
         ids.sort_unstable();
         let mut hasher = Sha256::new();
         hasher.update(VERSION.as_bytes());
         hasher.update([0]);
+        hasher.update(balance.to_le_bytes());
         hasher.update(model_id.as_bytes());
         for id in ids {
             hasher.update(id.to_le_bytes());
@@ -126,9 +144,10 @@ impl LinearHead {
         hex(&hasher.finalize())
     }
 
-    /// A head cached at `path` under `fingerprint`; `None` if there is none,
-    /// it was trained on something else, or it cannot be read.
-    pub fn load(path: &Path, fingerprint: &str) -> Option<LinearHead> {
+    /// A head of `classes` classes cached at `path` under `fingerprint`;
+    /// `None` if there is none, it was trained on something else, or it
+    /// cannot be read.
+    pub fn load(path: &Path, fingerprint: &str, classes: usize) -> Option<LinearHead> {
         let bytes = std::fs::read(path).ok()?;
         let (stored, rest) = bytes.split_at_checked(64)?;
         if stored != fingerprint.as_bytes() || rest.len() % 4 != 0 {
@@ -138,14 +157,14 @@ impl LinearHead {
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
-        let (bias, weights) = numbers.split_at_checked(CLASSES)?;
-        if weights.is_empty() || weights.len() % CLASSES != 0 {
+        let (bias, weights) = numbers.split_at_checked(classes)?;
+        if classes == 0 || weights.is_empty() || weights.len() % classes != 0 {
             return None;
         }
         Some(LinearHead {
-            dimension: weights.len() / CLASSES,
+            dimension: weights.len() / classes,
             weights: weights.to_vec(),
-            bias: bias.try_into().ok()?,
+            bias: bias.to_vec(),
         })
     }
 
@@ -160,6 +179,48 @@ impl LinearHead {
             .with_context(|| format!("writing {}", partial.display()))?;
         std::fs::rename(&partial, path).with_context(|| format!("writing {}", path.display()))
     }
+}
+
+/// A head over `classes` for the stored points `labelled` (point id and
+/// class index), trained with `balance` (see `LinearHead::train`): the one
+/// cached at `cache` if it was trained on exactly these points with this
+/// model, else trained now on their stored vectors (and cached). `what`
+/// names the head in the log.
+pub fn fit_stored(
+    collection: &dyn Collection,
+    model_id: &str,
+    labelled: &HashMap<u64, usize>,
+    (classes, balance): (usize, f32),
+    cache: Option<&Path>,
+    what: &str,
+) -> anyhow::Result<LinearHead> {
+    let ids: Vec<u64> = labelled.keys().copied().collect();
+    let fingerprint = LinearHead::fingerprint(model_id, balance, &ids);
+    if let Some(head) = cache.and_then(|path| LinearHead::load(path, &fingerprint, classes)) {
+        return Ok(head);
+    }
+    let started = std::time::Instant::now();
+    let mut stored = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(1024) {
+        stored.extend(collection.dense_vectors(chunk)?);
+    }
+    // In id order: the gradient sums, and so the head, do not depend on the
+    // order the store returns points in.
+    stored.sort_unstable_by_key(|(id, _)| *id);
+    let (refs, labels): (Vec<&[f32]>, Vec<usize>) = stored
+        .iter()
+        .filter_map(|(id, vector)| Some((vector.as_slice(), *labelled.get(id)?)))
+        .unzip();
+    let head = LinearHead::train(&refs, &labels, classes, balance)?;
+    tracing::info!(
+        examples = refs.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "{what} head trained"
+    );
+    if let Some(path) = cache {
+        head.save(path, &fingerprint)?;
+    }
+    Ok(head)
 }
 
 /// Adam's moment estimates for one parameter block.
@@ -216,6 +277,9 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Category;
+
+    const CLASSES: usize = Category::ALL.len();
 
     /// Three categories along three axes, with noise on the others.
     fn clusters() -> (Vec<Vec<f32>>, Vec<Category>) {
@@ -242,7 +306,8 @@ mod tests {
     fn learns_separable_categories_and_round_trips_through_its_cache() {
         let (vectors, labels) = clusters();
         let refs: Vec<&[f32]> = vectors.iter().map(Vec::as_slice).collect();
-        let head = LinearHead::train(&refs, &labels).unwrap();
+        let indices: Vec<usize> = labels.iter().map(|c| c.index()).collect();
+        let head = LinearHead::train(&refs, &indices, CLASSES, 1.0).unwrap();
         for (v, label) in vectors.iter().zip(&labels) {
             let p = head.probabilities(v);
             let best = (0..CLASSES).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap();
@@ -256,27 +321,35 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("head.bin");
         let ids = [3u64, 1, 2];
-        let fingerprint = LinearHead::fingerprint("model", &ids);
-        assert_eq!(fingerprint, LinearHead::fingerprint("model", &[1, 2, 3]));
+        let fingerprint = LinearHead::fingerprint("model", 1.0, &ids);
+        assert_eq!(
+            fingerprint,
+            LinearHead::fingerprint("model", 1.0, &[1, 2, 3])
+        );
         head.save(&path, &fingerprint).unwrap();
-        assert_eq!(LinearHead::load(&path, &fingerprint), Some(head));
+        assert_eq!(LinearHead::load(&path, &fingerprint, CLASSES), Some(head));
         // Another example set or model: not this head.
         assert_eq!(
-            LinearHead::load(&path, &LinearHead::fingerprint("model", &[1, 2])),
+            LinearHead::load(
+                &path,
+                &LinearHead::fingerprint("model", 1.0, &[1, 2]),
+                CLASSES
+            ),
             None
         );
         assert_eq!(
-            LinearHead::load(&path, &LinearHead::fingerprint("other", &ids)),
+            LinearHead::load(&path, &LinearHead::fingerprint("other", 1.0, &ids), CLASSES),
             None
         );
     }
 
     #[test]
     fn refuses_mismatched_input() {
-        assert!(LinearHead::train(&[], &[]).is_err());
+        assert!(LinearHead::train(&[], &[], 2, 1.0).is_err());
         let a = [1.0f32, 0.0];
         let b = [1.0f32, 0.0, 0.0];
-        assert!(LinearHead::train(&[&a[..], &b[..]], &[Category::Other, Category::Other]).is_err());
-        assert!(LinearHead::train(&[&a[..]], &[]).is_err());
+        assert!(LinearHead::train(&[&a[..], &b[..]], &[0, 0], 2, 1.0).is_err());
+        assert!(LinearHead::train(&[&a[..]], &[], 2, 1.0).is_err());
+        assert!(LinearHead::train(&[&a[..]], &[2], 2, 1.0).is_err());
     }
 }

@@ -19,7 +19,7 @@ use crate::feedback::CORRECTION;
 use crate::ingest::{point_id, sync_seed_examples, Document, IngestReport, SEED_TENANT};
 use crate::labelled::{files_in, LabelledFile};
 use crate::signals::Signals;
-use crate::stages::head::LinearHead;
+use crate::stages::head::{fit_stored, LinearHead};
 use crate::store::{Collection, Filter, ScoredPoint};
 
 /// One labelled example inquiry.
@@ -168,7 +168,7 @@ impl KnnIntentClassifier {
     /// stored ones, as in `firstreply eval`'s folds); a no-op with no head.
     pub fn train_head(&self, vectors: &[&[f32]], labels: &[Category]) -> anyhow::Result<()> {
         if self.head_weight > 0.0 {
-            self.set_head(LinearHead::train(vectors, labels)?);
+            self.set_head(train_head(vectors, labels)?);
         }
         Ok(())
     }
@@ -177,47 +177,39 @@ impl KnnIntentClassifier {
         *self.head.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(head));
     }
 
-    /// The head for the stored examples (`labelled`: point id and category):
-    /// the cached one if it was trained on exactly these examples with this
-    /// model, else trained now on their stored vectors and cached.
+    /// The head for the stored examples (`labelled`: point id and category),
+    /// cached or trained now.
     fn fit_head(&self, model_id: &str, labelled: &HashMap<u64, Category>) -> anyhow::Result<()> {
         if labelled.is_empty() {
             return Ok(());
         }
-        let ids: Vec<u64> = labelled.keys().copied().collect();
-        let fingerprint = LinearHead::fingerprint(model_id, &ids);
-        if let Some(head) = self
-            .head_cache
-            .as_deref()
-            .and_then(|path| LinearHead::load(path, &fingerprint))
-        {
-            self.set_head(head);
-            return Ok(());
-        }
-        let started = std::time::Instant::now();
-        let mut stored = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(1024) {
-            stored.extend(self.collection.dense_vectors(chunk)?);
-        }
-        // In id order: the gradient sums, and so the head, do not depend on
-        // the order the store returns points in.
-        stored.sort_unstable_by_key(|(id, _)| *id);
-        let (refs, labels): (Vec<&[f32]>, Vec<Category>) = stored
+        let indices = labelled
             .iter()
-            .filter_map(|(id, vector)| Some((vector.as_slice(), *labelled.get(id)?)))
-            .unzip();
-        let head = LinearHead::train(&refs, &labels)?;
-        tracing::info!(
-            examples = refs.len(),
-            ms = started.elapsed().as_millis() as u64,
-            "intent head trained"
-        );
-        if let Some(path) = &self.head_cache {
-            head.save(path, &fingerprint)?;
-        }
+            .map(|(id, category)| (*id, category.index()))
+            .collect();
+        let head = fit_stored(
+            self.collection.as_ref(),
+            model_id,
+            &indices,
+            (Category::ALL.len(), 1.0),
+            self.head_cache.as_deref(),
+            "intent",
+        )?;
         self.set_head(head);
         Ok(())
     }
+}
+
+/// The key an example is stored under (its point id is the seed tenant's
+/// id for this key).
+pub fn example_key(example: &Example) -> String {
+    format!("{}/{}/{}", example.language, example.category, example.text)
+}
+
+/// A head over the categories, trained on `vectors` labelled `labels`.
+fn train_head(vectors: &[&[f32]], labels: &[Category]) -> anyhow::Result<LinearHead> {
+    let indices: Vec<usize> = labels.iter().map(|c| c.index()).collect();
+    LinearHead::train(vectors, &indices, Category::ALL.len(), 1.0)
 }
 
 impl IntentClassifier for KnnIntentClassifier {
@@ -325,7 +317,7 @@ impl IntentClassifier for KnnIntentClassifier {
         let documents: Vec<Document> = examples
             .iter()
             .map(|example| Document {
-                key: format!("{}/{}/{}", example.language, example.category, example.text),
+                key: example_key(example),
                 text: example.text.clone(),
                 language: example.language.clone(),
                 payload: example_payload(example.category),

@@ -8,5 +8,6 @@ pub mod knowledge;
 pub mod language;
 pub mod money;
 pub mod normalize;
+pub mod risk;
 pub mod sentiment;
 pub mod sla;

@@ -10,6 +10,8 @@ mod store;
 mod tls;
 
 use firstreply::api::{self, handle_event::Event};
+use firstreply::domain::EmotionKind;
+use firstreply::stages::sentiment::{LexicalSentiment, SentimentAnalyzer};
 use helpers::{channel, client, handle, inquiry, repo, test_settings, violated_fields};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -154,6 +156,75 @@ async fn a_safety_hazard_is_p1_and_handed_off_whatever_its_category() {
         handoff.reason_codes.contains(&"urgent_risk".to_string()),
         "{handoff:?}"
     );
+}
+
+#[tokio::test]
+async fn hazards_and_threats_told_in_words_no_phrase_list_has_are_still_p1() {
+    let signals = std::sync::Arc::new(
+        firstreply::signals::Signals::load(&repo().join("knowledge-base/signals")).unwrap(),
+    );
+    let lexicon = LexicalSentiment::new(signals.clone());
+    for (id, language, text, risk) in [
+        (
+            "en-soft-plastic",
+            "en",
+            "The night light in my son's room left a brown ring on the shelf \
+             and the plastic has gone soft and bubbly.",
+            Some("safety"),
+        ),
+        (
+            "de-soft-plastic",
+            "de",
+            "Das Nachtlicht im Kinderzimmer hat einen braunen Ring auf dem Regal \
+             hinterlassen und das Plastik ist ganz weich geworden.",
+            Some("safety"),
+        ),
+        (
+            "en-neighbours",
+            "en",
+            "Fine. My bank can sort this out then, and everyone in my \
+             neighbourhood group will know about this shop.",
+            None,
+        ),
+    ] {
+        // No phrase names the risk: the risk head reads it from the embedding.
+        assert!(signals.risks(text, language).is_empty(), "{id}");
+        assert_eq!(
+            lexicon.analyze(text, language).emotion(EmotionKind::Threat),
+            0.0,
+            "{id}"
+        );
+        let triage = client()
+            .await
+            .triage(inquiry(id, text))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(triage.tier, api::Tier::P1Urgent as i32, "{id}: {triage:?}");
+        match risk {
+            Some(risk) => assert_eq!(triage.risks, [risk], "{id}: {triage:?}"),
+            None => {
+                let sentiment = triage.sentiment.unwrap();
+                assert!(
+                    sentiment
+                        .emotions
+                        .iter()
+                        .any(|e| e.name == "threat" && e.score >= 0.4),
+                    "{id}: {sentiment:?}"
+                );
+            }
+        }
+    }
+    // An everyday account problem is not a taken-over account.
+    let text = "Hi, can't log into my account, the reset email never arrives. Can you help?";
+    let triage = client()
+        .await
+        .triage(inquiry("en-login", text))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(triage.tier, api::Tier::P3Normal as i32, "{triage:?}");
+    assert!(triage.risks.is_empty(), "{triage:?}");
 }
 
 #[tokio::test]

@@ -1,0 +1,348 @@
+//! Risks told in words no phrase list has. The lexical signals catch "it
+//! caught fire" and "chargeback"; buyers also write "the plug end went black
+//! and it smelled like melting plastic" or "my bank will sort this out". Once
+//! the inquiry is embedded, a linear head trained on labelled risk examples
+//! (`knowledge-base/risks/<lang>.toml`: hazards, threats, taken-over accounts,
+//! and close calls that are none of these) reads the risk from the embedding.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use anyhow::Context;
+use serde_json::{Map, Value};
+
+use crate::config::RiskSettings;
+use crate::domain::{EmotionKind, Risk, Sentiment};
+use crate::embed::Embedder;
+use crate::ingest::{point_id, sync_seed_examples, Document, IngestReport, SEED_TENANT};
+use crate::labelled::{files_in, LabelledFile};
+use crate::stages::head::{fit_stored, LinearHead};
+use crate::store::Collection;
+
+/// What a labelled risk example tells of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RiskLabel {
+    /// A product hazard to a person, a pet or a home.
+    Safety,
+    /// A chargeback, a marketplace claim, a public review, legal action.
+    Threat,
+    /// Someone else in the buyer's account or using their payment.
+    AccountTakeover,
+    /// None of these, however close it comes.
+    None,
+}
+
+impl RiskLabel {
+    pub const ALL: [RiskLabel; 4] = [
+        RiskLabel::Safety,
+        RiskLabel::Threat,
+        RiskLabel::AccountTakeover,
+        RiskLabel::None,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RiskLabel::Safety => "safety",
+            RiskLabel::Threat => "threat",
+            RiskLabel::AccountTakeover => "account_takeover",
+            RiskLabel::None => "none",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<RiskLabel> {
+        RiskLabel::ALL
+            .into_iter()
+            .find(|label| label.as_str() == name)
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One labelled risk example.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RiskExample {
+    pub language: String,
+    pub label: RiskLabel,
+    pub text: String,
+}
+
+/// Reads every `<lang>.toml` of risk examples in `dir`.
+pub fn load_risk_examples(dir: &Path) -> anyhow::Result<Vec<RiskExample>> {
+    let mut examples = Vec::new();
+    for path in files_in(dir, &["toml"])? {
+        let file = LabelledFile::read(&path)?;
+        for (name, texts) in file.examples {
+            let label = RiskLabel::parse(&name).with_context(|| {
+                format!(
+                    "unknown risk {name:?} in {} (expected safety, threat, \
+                     account_takeover or none)",
+                    path.display()
+                )
+            })?;
+            examples.extend(texts.into_iter().map(|text| RiskExample {
+                language: file.language.clone(),
+                label,
+                text,
+            }));
+        }
+    }
+    Ok(examples)
+}
+
+const KIND: &str = "risk";
+
+/// The probabilities of each `RiskLabel` for one inquiry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RiskVote(Vec<f32>);
+
+impl RiskVote {
+    pub fn share(&self, label: RiskLabel) -> f32 {
+        self.0.get(label.index()).copied().unwrap_or(0.0)
+    }
+}
+
+/// A linear head on the embedding, trained on the labelled risk examples
+/// and, as none of the risks, on the everyday messages the intent examples
+/// are. A message is mostly about its topic ("three weeks late"), with the
+/// risk a clause of it ("… or I report you to Shopee"): nearest neighbours
+/// follow the topic, while a linear head learns the directions that tell a
+/// risk whatever the topic.
+pub struct RiskVoter {
+    collection: Arc<dyn Collection>,
+    settings: RiskSettings,
+    head: RwLock<Option<Arc<LinearHead>>>,
+    head_cache: Option<PathBuf>,
+}
+
+impl RiskVoter {
+    pub fn new(collection: Arc<dyn Collection>, settings: &RiskSettings) -> RiskVoter {
+        RiskVoter {
+            collection,
+            settings: settings.clone(),
+            head: RwLock::new(None),
+            head_cache: None,
+        }
+    }
+
+    /// Caches the trained head at `path`, so a restart with the same
+    /// examples loads it instead of training it again.
+    pub fn with_head_cache(mut self, path: PathBuf) -> RiskVoter {
+        self.head_cache = Some(path);
+        self
+    }
+
+    /// Stores the labelled examples, embedding only new or changed ones, and
+    /// fits the head on them and on the stored points `background` (ids of
+    /// everyday messages: none of the risks).
+    pub fn ingest(
+        &self,
+        embedder: &dyn Embedder,
+        examples: &[RiskExample],
+        background: &[u64],
+    ) -> anyhow::Result<IngestReport> {
+        let documents: Vec<Document> = examples
+            .iter()
+            .map(|example| Document {
+                key: format!(
+                    "{KIND}/{}/{}/{}",
+                    example.language,
+                    example.label.as_str(),
+                    example.text
+                ),
+                text: example.text.clone(),
+                language: example.language.clone(),
+                payload: risk_payload(example.label),
+            })
+            .collect();
+        let report = sync_seed_examples(self.collection.as_ref(), embedder, KIND, &documents)?;
+        let mut labelled: HashMap<u64, usize> = background
+            .iter()
+            .map(|id| (*id, RiskLabel::None.index()))
+            .collect();
+        labelled.extend(examples.iter().zip(&documents).map(|(example, document)| {
+            (point_id(SEED_TENANT, &document.key), example.label.index())
+        }));
+        if !examples.is_empty() {
+            self.fit_head(embedder.model_id(), &labelled)?;
+        }
+        Ok(report)
+    }
+
+    /// The head for the stored points `labelled` (point id and label index),
+    /// cached or trained now.
+    fn fit_head(&self, model_id: &str, labelled: &HashMap<u64, usize>) -> anyhow::Result<()> {
+        let head = fit_stored(
+            self.collection.as_ref(),
+            model_id,
+            labelled,
+            (RiskLabel::ALL.len(), self.settings.balance),
+            self.head_cache.as_deref(),
+            "risk",
+        )?;
+        *self.head.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(head));
+        Ok(())
+    }
+
+    /// The head's reading of `vector`; `None` before it is trained.
+    pub fn vote(&self, vector: &[f32]) -> Option<RiskVote> {
+        let head = self
+            .head
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()?;
+        Some(RiskVote(head.probabilities(vector)))
+    }
+
+    /// The risks `vote` carries: those at least as likely as the setting.
+    pub fn carried(&self, vote: &RiskVote) -> Vec<RiskLabel> {
+        RiskLabel::ALL
+            .into_iter()
+            .filter(|label| *label != RiskLabel::None)
+            .filter(|label| vote.share(*label) >= self.settings.min_probability)
+            .collect()
+    }
+}
+
+/// The payload of a labelled risk example point.
+pub fn risk_payload(label: RiskLabel) -> Map<String, Value> {
+    let mut payload = Map::new();
+    payload.insert("kind".into(), KIND.into());
+    payload.insert("risk".into(), label.as_str().into());
+    payload
+}
+
+/// The risks named in words, with those the examples' vote carries.
+pub fn with_voted_risks(risks: &[Risk], voted: &[RiskLabel]) -> Vec<Risk> {
+    let mut risks = risks.to_vec();
+    risks.extend(voted.iter().filter_map(|label| match label {
+        RiskLabel::Safety => Some(Risk::Safety),
+        RiskLabel::AccountTakeover => Some(Risk::AccountTakeover),
+        RiskLabel::Threat | RiskLabel::None => None,
+    }));
+    risks.sort();
+    risks.dedup();
+    risks
+}
+
+/// A threat the examples' vote carries is read as a threat however it is
+/// worded: at least `intensity`, which raises the tier.
+pub fn with_voted_threat(sentiment: Sentiment, voted: &[RiskLabel], intensity: f32) -> Sentiment {
+    if !voted.contains(&RiskLabel::Threat) || sentiment.emotion(EmotionKind::Threat) >= intensity {
+        return sentiment;
+    }
+    let mut emotions: Vec<(EmotionKind, f32)> = sentiment
+        .emotions
+        .into_iter()
+        .filter(|(kind, _)| *kind != EmotionKind::Threat)
+        .chain([(EmotionKind::Threat, intensity)])
+        .collect();
+    emotions.sort_by(|a, b| b.1.total_cmp(&a.1));
+    Sentiment {
+        emotions,
+        ..sentiment
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::domain::Polarity;
+    use crate::store::{EdgeCollection, Point};
+
+    #[test]
+    fn head_reads_the_risk_of_the_examples_a_message_is_like() {
+        let dir = tempfile::tempdir().unwrap();
+        let collection = Arc::new(EdgeCollection::open(&dir.path().join("c"), 3).unwrap());
+        // Safety along x, threats along y, everyday messages along z.
+        let mut points = Vec::new();
+        let mut labelled = HashMap::new();
+        for (i, (base, label)) in [
+            ([1.0, 0.0, 0.0], RiskLabel::Safety),
+            ([0.0, 1.0, 0.0], RiskLabel::Threat),
+            ([0.0, 0.0, 1.0], RiskLabel::None),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            for j in 0..6u64 {
+                let id = i as u64 * 10 + j;
+                let jitter = j as f32 * 0.03;
+                let dense = base.map(|x: f32| if x > 0.0 { 1.0 } else { jitter });
+                points.push(Point {
+                    id,
+                    dense: dense.to_vec(),
+                    sparse: None,
+                    payload: risk_payload(label),
+                });
+                labelled.insert(id, label.index());
+            }
+        }
+        collection.upsert(points).unwrap();
+        let settings = RiskSettings {
+            min_probability: 0.5,
+            balance: 1.0,
+            threat_intensity: 0.5,
+        };
+        let voter = RiskVoter::new(collection, &settings);
+        assert_eq!(
+            voter.vote(&[1.0, 0.0, 0.0]),
+            None,
+            "no head before training"
+        );
+        voter.fit_head("model", &labelled).unwrap();
+        let read = |v: &[f32]| voter.carried(&voter.vote(v).unwrap());
+        assert_eq!(read(&[0.9, 0.1, 0.2]), vec![RiskLabel::Safety]);
+        assert_eq!(read(&[0.1, 0.9, 0.2]), vec![RiskLabel::Threat]);
+        assert!(read(&[0.1, 0.1, 0.95]).is_empty());
+        // Above 1, the head reads nothing.
+        let off = RiskVoter {
+            settings: RiskSettings {
+                min_probability: 1.1,
+                ..settings
+            },
+            ..voter
+        };
+        assert!(off.carried(&off.vote(&[1.0, 0.0, 0.0]).unwrap()).is_empty());
+    }
+
+    #[test]
+    fn voted_risks_join_the_named_ones_and_a_voted_threat_raises_the_emotion() {
+        let risks = with_voted_risks(&[Risk::HighValue], &[RiskLabel::Threat, RiskLabel::Safety]);
+        assert_eq!(risks, vec![Risk::Safety, Risk::HighValue]);
+        let calm = Sentiment {
+            label: Polarity::Negative,
+            score: -0.5,
+            emotions: vec![(EmotionKind::Anger, 0.7), (EmotionKind::Threat, 0.2)],
+        };
+        let threatening = with_voted_threat(calm.clone(), &[RiskLabel::Threat], 0.5);
+        assert_eq!(threatening.emotion(EmotionKind::Threat), 0.5);
+        assert_eq!(threatening.emotion(EmotionKind::Anger), 0.7);
+        assert_eq!(threatening.emotions.len(), 2);
+        assert_eq!(
+            with_voted_threat(calm.clone(), &[RiskLabel::Safety], 0.5),
+            calm
+        );
+    }
+
+    #[test]
+    fn shipped_examples_cover_every_risk_in_the_market_languages() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("knowledge-base/risks");
+        let examples = load_risk_examples(&dir).unwrap();
+        for language in [
+            "en", "de", "fr", "es", "it", "pt", "nl", "pl", "ja", "zh", "ko", "id", "ms",
+        ] {
+            for label in RiskLabel::ALL {
+                let n = examples
+                    .iter()
+                    .filter(|e| e.language == language && e.label == label)
+                    .count();
+                assert!(n >= 10, "{language} has {n} {} examples", label.as_str());
+            }
+        }
+    }
+}
