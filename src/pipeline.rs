@@ -96,6 +96,10 @@ impl Prepared {
     }
 }
 
+/// The sentiment score from which a message is too happy to tell of a risk
+/// no phrase names.
+const CLEARLY_POSITIVE: f32 = 0.5;
+
 /// The sentiment and risks once the nearest labelled examples have voted.
 #[derive(Debug, Clone)]
 pub struct Reading {
@@ -339,13 +343,18 @@ impl Pipeline {
             ),
             None => prepared.sentiment.clone(),
         };
+        let sentiment = with_intent(sentiment, intent);
+        // A risk is bad news: a message that reads clearly positive ("the
+        // candles smell divine", "I have 20k followers, shall we
+        // collaborate?") has none the phrases did not name. ("Fine. My bank
+        // can sort this out then" reads a little positive.)
         let voted = match self.risk_voter.vote(vector) {
-            Some(vote) => self.risk_voter.carried(&vote),
-            None => Vec::new(),
+            Some(vote) if sentiment.score < CLEARLY_POSITIVE => self.risk_voter.carried(&vote),
+            _ => Vec::new(),
         };
         let risks = with_voted_risks(&prepared.risks, &voted);
         let sentiment = with_voted_threat(
-            with_intent(with_risks(sentiment, &risks), intent),
+            with_risks(sentiment, &risks),
             &voted,
             self.settings.risk.threat_intensity,
         );

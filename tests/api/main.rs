@@ -215,16 +215,30 @@ async fn hazards_and_threats_told_in_words_no_phrase_list_has_are_still_p1() {
             }
         }
     }
-    // An everyday account problem is not a taken-over account.
-    let text = "Hi, can't log into my account, the reset email never arrives. Can you help?";
-    let triage = client()
-        .await
-        .triage(inquiry("en-login", text))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(triage.tier, api::Tier::P3Normal as i32, "{triage:?}");
-    assert!(triage.risks.is_empty(), "{triage:?}");
+    // Close calls: an everyday account problem is not a taken-over account,
+    // and scented candles that delight are no hazard.
+    for (id, text, tier) in [
+        (
+            "en-login",
+            "Hi, can't log into my account, the reset email never arrives. Can you help?",
+            api::Tier::P3Normal,
+        ),
+        (
+            "fr-candles",
+            "Merci à la personne qui a glissé le petit mot manuscrit dans le colis, \
+             ça m'a fait ma journée ❤️ Les bougies sentent divinement bon.",
+            api::Tier::P4Low,
+        ),
+    ] {
+        let triage = client()
+            .await
+            .triage(inquiry(id, text))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(triage.tier, tier as i32, "{id}: {triage:?}");
+        assert!(triage.risks.is_empty(), "{id}: {triage:?}");
+    }
 }
 
 #[tokio::test]
