@@ -44,7 +44,7 @@ use crate::stages::knowledge::{
 use crate::stages::language::{LanguageDetector, LanguageHints, LinguaDetector};
 use crate::stages::money::largest_amount;
 use crate::stages::normalize::{NormalizeError, Normalizer, TextNormalizer};
-use crate::stages::risk::{load_risk_examples, with_voted_risks, with_voted_threat, RiskVoter};
+use crate::stages::risk::{load_risk_examples, with_read_risks, with_read_threat, RiskReader};
 use crate::stages::sentiment::{
     load_sentiment_examples, with_intent, with_risks, with_vote, LexicalSentiment, PolarityVoter,
     SentimentAnalyzer,
@@ -100,11 +100,12 @@ impl Prepared {
 /// no phrase names.
 const CLEARLY_POSITIVE: f32 = 0.5;
 
-/// The sentiment and risks once the nearest labelled examples have voted.
+/// The sentiment and risks once the inquiry is embedded: with the vote of
+/// the nearest sentiment examples, and the risks the risk head reads.
 #[derive(Debug, Clone)]
 pub struct Reading {
     pub sentiment: Sentiment,
-    /// The risks named in words, and those the risk examples carry.
+    /// The risks named in words, and those the risk head reads.
     pub risks: Vec<Risk>,
 }
 
@@ -132,7 +133,7 @@ pub struct Pipeline {
     language: Arc<dyn LanguageDetector>,
     sentiment: Box<dyn SentimentAnalyzer>,
     polarity: PolarityVoter,
-    risk_voter: RiskVoter,
+    risk_reader: RiskReader,
     embedder: Arc<dyn Embedder>,
     signals: Arc<Signals>,
     classifier: Box<dyn IntentClassifier>,
@@ -212,7 +213,7 @@ impl Pipeline {
                         .join(format!("intent-head-{}.bin", slug(embedder.model_id()))),
                 );
         let polarity = PolarityVoter::new(examples.clone(), &settings.sentiment);
-        let risk_voter = RiskVoter::new(examples.clone(), &settings.risk).with_head_cache(
+        let risk_reader = RiskReader::new(examples.clone(), &settings.risk).with_head_cache(
             settings
                 .data_dir
                 .join(format!("risk-head-{}.bin", slug(embedder.model_id()))),
@@ -235,7 +236,7 @@ impl Pipeline {
             language,
             sentiment: Box::new(LexicalSentiment::new(signals.clone())),
             polarity,
-            risk_voter,
+            risk_reader,
             signals,
             classifier: Box::new(classifier),
             feedback,
@@ -301,7 +302,7 @@ impl Pipeline {
             .collect();
         let examples = load_risk_examples(&self.settings.knowledge_dir.join("risks"))?;
         let report = self
-            .risk_voter
+            .risk_reader
             .ingest(self.embedder.as_ref(), &examples, &background)?;
         info!(
             examples = examples.len(),
@@ -326,9 +327,10 @@ impl Pipeline {
                 > 0.0
     }
 
-    /// The fast stages' sentiment and risks of `prepared`, with what the
-    /// labelled examples nearest to its embedding add: the polarity vote,
-    /// and the hazards, threats and taken-over accounts no phrase named.
+    /// The fast stages' sentiment and risks of `prepared`, with what its
+    /// embedding adds: the vote of the nearest sentiment examples, and the
+    /// hazards, threats and taken-over accounts no phrase named, as the risk
+    /// head reads them.
     pub fn read(
         &self,
         prepared: &Prepared,
@@ -348,14 +350,15 @@ impl Pipeline {
         // candles smell divine", "I have 20k followers, shall we
         // collaborate?") has none the phrases did not name. ("Fine. My bank
         // can sort this out then" reads a little positive.)
-        let voted = match self.risk_voter.vote(vector) {
-            Some(vote) if sentiment.score < CLEARLY_POSITIVE => self.risk_voter.carried(&vote),
-            _ => Vec::new(),
+        let unnamed = if sentiment.score < CLEARLY_POSITIVE {
+            self.risk_reader.risks(vector)
+        } else {
+            Vec::new()
         };
-        let risks = with_voted_risks(&prepared.risks, &voted);
-        let sentiment = with_voted_threat(
+        let risks = with_read_risks(&prepared.risks, &unnamed);
+        let sentiment = with_read_threat(
             with_risks(sentiment, &risks),
-            &voted,
+            &unnamed,
             self.settings.risk.threat_intensity,
         );
         Ok(Reading { sentiment, risks })

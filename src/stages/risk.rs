@@ -94,32 +94,22 @@ pub fn load_risk_examples(dir: &Path) -> anyhow::Result<Vec<RiskExample>> {
 
 const KIND: &str = "risk";
 
-/// The probabilities of each `RiskLabel` for one inquiry.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RiskVote(Vec<f32>);
-
-impl RiskVote {
-    pub fn share(&self, label: RiskLabel) -> f32 {
-        self.0.get(label.index()).copied().unwrap_or(0.0)
-    }
-}
-
 /// A linear head on the embedding, trained on the labelled risk examples
 /// and, as none of the risks, on the everyday messages the intent examples
 /// are. A message is mostly about its topic ("three weeks late"), with the
 /// risk a clause of it ("… or I report you to Shopee"): nearest neighbours
 /// follow the topic, while a linear head learns the directions that tell a
 /// risk whatever the topic.
-pub struct RiskVoter {
+pub struct RiskReader {
     collection: Arc<dyn Collection>,
     settings: RiskSettings,
     head: RwLock<Option<Arc<LinearHead>>>,
     head_cache: Option<PathBuf>,
 }
 
-impl RiskVoter {
-    pub fn new(collection: Arc<dyn Collection>, settings: &RiskSettings) -> RiskVoter {
-        RiskVoter {
+impl RiskReader {
+    pub fn new(collection: Arc<dyn Collection>, settings: &RiskSettings) -> RiskReader {
+        RiskReader {
             collection,
             settings: settings.clone(),
             head: RwLock::new(None),
@@ -129,7 +119,7 @@ impl RiskVoter {
 
     /// Caches the trained head at `path`, so a restart with the same
     /// examples loads it instead of training it again.
-    pub fn with_head_cache(mut self, path: PathBuf) -> RiskVoter {
+    pub fn with_head_cache(mut self, path: PathBuf) -> RiskReader {
         self.head_cache = Some(path);
         self
     }
@@ -186,22 +176,22 @@ impl RiskVoter {
         Ok(())
     }
 
-    /// The head's reading of `vector`; `None` before it is trained.
-    pub fn vote(&self, vector: &[f32]) -> Option<RiskVote> {
-        let head = self
+    /// The risks the head reads in `vector`: those at least as likely as
+    /// the setting; none before it is trained.
+    pub fn risks(&self, vector: &[f32]) -> Vec<RiskLabel> {
+        let Some(head) = self
             .head
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()?;
-        Some(RiskVote(head.probabilities(vector)))
-    }
-
-    /// The risks `vote` carries: those at least as likely as the setting.
-    pub fn carried(&self, vote: &RiskVote) -> Vec<RiskLabel> {
+            .clone()
+        else {
+            return Vec::new();
+        };
+        let probabilities = head.probabilities(vector);
         RiskLabel::ALL
             .into_iter()
             .filter(|label| *label != RiskLabel::None)
-            .filter(|label| vote.share(*label) >= self.settings.min_probability)
+            .filter(|label| probabilities[label.index()] >= self.settings.min_probability)
             .collect()
     }
 }
@@ -214,10 +204,10 @@ pub fn risk_payload(label: RiskLabel) -> Map<String, Value> {
     payload
 }
 
-/// The risks named in words, with those the examples' vote carries.
-pub fn with_voted_risks(risks: &[Risk], voted: &[RiskLabel]) -> Vec<Risk> {
+/// The risks named in words, with those the head read.
+pub fn with_read_risks(risks: &[Risk], read: &[RiskLabel]) -> Vec<Risk> {
     let mut risks = risks.to_vec();
-    risks.extend(voted.iter().filter_map(|label| match label {
+    risks.extend(read.iter().filter_map(|label| match label {
         RiskLabel::Safety => Some(Risk::Safety),
         RiskLabel::AccountTakeover => Some(Risk::AccountTakeover),
         RiskLabel::Threat | RiskLabel::None => None,
@@ -227,10 +217,10 @@ pub fn with_voted_risks(risks: &[Risk], voted: &[RiskLabel]) -> Vec<Risk> {
     risks
 }
 
-/// A threat the examples' vote carries is read as a threat however it is
-/// worded: at least `intensity`, which raises the tier.
-pub fn with_voted_threat(sentiment: Sentiment, voted: &[RiskLabel], intensity: f32) -> Sentiment {
-    if !voted.contains(&RiskLabel::Threat) || sentiment.emotion(EmotionKind::Threat) >= intensity {
+/// A threat the head read is a threat however it is worded: at least
+/// `intensity`, which raises the tier.
+pub fn with_read_threat(sentiment: Sentiment, read: &[RiskLabel], intensity: f32) -> Sentiment {
+    if !read.contains(&RiskLabel::Threat) || sentiment.emotion(EmotionKind::Threat) >= intensity {
         return sentiment;
     }
     let mut emotions: Vec<(EmotionKind, f32)> = sentiment
@@ -288,43 +278,41 @@ mod tests {
             balance: 1.0,
             threat_intensity: 0.5,
         };
-        let voter = RiskVoter::new(collection, &settings);
-        assert_eq!(
-            voter.vote(&[1.0, 0.0, 0.0]),
-            None,
+        let reader = RiskReader::new(collection, &settings);
+        assert!(
+            reader.risks(&[1.0, 0.0, 0.0]).is_empty(),
             "no head before training"
         );
-        voter.fit_head("model", &labelled).unwrap();
-        let read = |v: &[f32]| voter.carried(&voter.vote(v).unwrap());
-        assert_eq!(read(&[0.9, 0.1, 0.2]), vec![RiskLabel::Safety]);
-        assert_eq!(read(&[0.1, 0.9, 0.2]), vec![RiskLabel::Threat]);
-        assert!(read(&[0.1, 0.1, 0.95]).is_empty());
+        reader.fit_head("model", &labelled).unwrap();
+        assert_eq!(reader.risks(&[0.9, 0.1, 0.2]), vec![RiskLabel::Safety]);
+        assert_eq!(reader.risks(&[0.1, 0.9, 0.2]), vec![RiskLabel::Threat]);
+        assert!(reader.risks(&[0.1, 0.1, 0.95]).is_empty());
         // Above 1, the head reads nothing.
-        let off = RiskVoter {
+        let off = RiskReader {
             settings: RiskSettings {
                 min_probability: 1.1,
                 ..settings
             },
-            ..voter
+            ..reader
         };
-        assert!(off.carried(&off.vote(&[1.0, 0.0, 0.0]).unwrap()).is_empty());
+        assert!(off.risks(&[1.0, 0.0, 0.0]).is_empty());
     }
 
     #[test]
-    fn voted_risks_join_the_named_ones_and_a_voted_threat_raises_the_emotion() {
-        let risks = with_voted_risks(&[Risk::HighValue], &[RiskLabel::Threat, RiskLabel::Safety]);
+    fn read_risks_join_the_named_ones_and_a_read_threat_raises_the_emotion() {
+        let risks = with_read_risks(&[Risk::HighValue], &[RiskLabel::Threat, RiskLabel::Safety]);
         assert_eq!(risks, vec![Risk::Safety, Risk::HighValue]);
         let calm = Sentiment {
             label: Polarity::Negative,
             score: -0.5,
             emotions: vec![(EmotionKind::Anger, 0.7), (EmotionKind::Threat, 0.2)],
         };
-        let threatening = with_voted_threat(calm.clone(), &[RiskLabel::Threat], 0.5);
+        let threatening = with_read_threat(calm.clone(), &[RiskLabel::Threat], 0.5);
         assert_eq!(threatening.emotion(EmotionKind::Threat), 0.5);
         assert_eq!(threatening.emotion(EmotionKind::Anger), 0.7);
         assert_eq!(threatening.emotions.len(), 2);
         assert_eq!(
-            with_voted_threat(calm.clone(), &[RiskLabel::Safety], 0.5),
+            with_read_threat(calm.clone(), &[RiskLabel::Safety], 0.5),
             calm
         );
     }
