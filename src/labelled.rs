@@ -21,6 +21,42 @@ impl LabelledFile {
     }
 }
 
+/// One labelled text of a `<lang>.toml` file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Labelled<L> {
+    pub language: String,
+    pub label: L,
+    pub text: String,
+}
+
+/// Every text of the `<lang>.toml` files in `dir`, its label parsed from the
+/// name of its list by `parse`; a name it refuses is an error that says what
+/// was `expected`.
+pub fn read_labelled_dir<L: Copy>(
+    dir: &Path,
+    parse: impl Fn(&str) -> Option<L>,
+    expected: &str,
+) -> anyhow::Result<Vec<Labelled<L>>> {
+    let mut labelled = Vec::new();
+    for path in files_in(dir, &["toml"])? {
+        let file = LabelledFile::read(&path)?;
+        for (name, texts) in file.examples {
+            let label = parse(&name).with_context(|| {
+                format!(
+                    "unknown label {name:?} in {} (expected {expected})",
+                    path.display()
+                )
+            })?;
+            labelled.extend(texts.into_iter().map(|text| Labelled {
+                language: file.language.clone(),
+                label,
+                text,
+            }));
+        }
+    }
+    Ok(labelled)
+}
+
 /// The files in `dir` ending in one of `extensions`, in name order.
 pub fn files_in(dir: &Path, extensions: &[&str]) -> anyhow::Result<Vec<PathBuf>> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)

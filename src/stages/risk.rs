@@ -9,14 +9,13 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use anyhow::Context;
 use serde_json::{Map, Value};
 
 use crate::config::RiskSettings;
 use crate::domain::{EmotionKind, Risk, Sentiment};
 use crate::embed::Embedder;
 use crate::ingest::{point_id, sync_seed_examples, Document, IngestReport, SEED_TENANT};
-use crate::labelled::{files_in, LabelledFile};
+use crate::labelled::{read_labelled_dir, Labelled};
 use crate::stages::head::{fit_stored, LinearHead};
 use crate::store::Collection;
 
@@ -62,34 +61,15 @@ impl RiskLabel {
 }
 
 /// One labelled risk example.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RiskExample {
-    pub language: String,
-    pub label: RiskLabel,
-    pub text: String,
-}
+pub type RiskExample = Labelled<RiskLabel>;
 
 /// Reads every `<lang>.toml` of risk examples in `dir`.
 pub fn load_risk_examples(dir: &Path) -> anyhow::Result<Vec<RiskExample>> {
-    let mut examples = Vec::new();
-    for path in files_in(dir, &["toml"])? {
-        let file = LabelledFile::read(&path)?;
-        for (name, texts) in file.examples {
-            let label = RiskLabel::parse(&name).with_context(|| {
-                format!(
-                    "unknown risk {name:?} in {} (expected safety, threat, \
-                     account_takeover or none)",
-                    path.display()
-                )
-            })?;
-            examples.extend(texts.into_iter().map(|text| RiskExample {
-                language: file.language.clone(),
-                label,
-                text,
-            }));
-        }
-    }
-    Ok(examples)
+    read_labelled_dir(
+        dir,
+        RiskLabel::parse,
+        "safety, threat, account_takeover or none",
+    )
 }
 
 const KIND: &str = "risk";

@@ -9,14 +9,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Context;
 use serde_json::{Map, Value};
 
 use crate::config::SentimentSettings;
 use crate::domain::{Category, EmotionKind, IntentGuess, Polarity, Risk, Sentiment};
 use crate::embed::Embedder;
 use crate::ingest::{sync_seed_examples, Document, IngestReport};
-use crate::labelled::{files_in, LabelledFile};
+use crate::labelled::{read_labelled_dir, Labelled};
 use crate::signals::{LanguageSignals, Signals};
 use crate::store::{Collection, Filter};
 
@@ -162,33 +161,11 @@ fn shouted_words(text: &str) -> usize {
 }
 
 /// One labelled sentiment example.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SentimentExample {
-    pub language: String,
-    pub polarity: Polarity,
-    pub text: String,
-}
+pub type SentimentExample = Labelled<Polarity>;
 
 /// Reads every `<lang>.toml` of sentiment examples in `dir`.
 pub fn load_sentiment_examples(dir: &Path) -> anyhow::Result<Vec<SentimentExample>> {
-    let mut examples = Vec::new();
-    for path in files_in(dir, &["toml"])? {
-        let file = LabelledFile::read(&path)?;
-        for (name, texts) in file.examples {
-            let polarity = Polarity::parse(&name).with_context(|| {
-                format!(
-                    "unknown polarity {name:?} in {} (expected negative, neutral or positive)",
-                    path.display()
-                )
-            })?;
-            examples.extend(texts.into_iter().map(|text| SentimentExample {
-                language: file.language.clone(),
-                polarity,
-                text,
-            }));
-        }
-    }
-    Ok(examples)
+    read_labelled_dir(dir, Polarity::parse, "negative, neutral or positive")
 }
 
 const KIND: &str = "sentiment";
@@ -230,12 +207,12 @@ impl PolarityVoter {
                 key: format!(
                     "{KIND}/{}/{}/{}",
                     example.language,
-                    example.polarity.as_str(),
+                    example.label.as_str(),
                     example.text
                 ),
                 text: example.text.clone(),
                 language: example.language.clone(),
-                payload: sentiment_payload(example.polarity),
+                payload: sentiment_payload(example.label),
             })
             .collect();
         sync_seed_examples(self.collection.as_ref(), embedder, KIND, &documents)
@@ -519,7 +496,7 @@ mod tests {
             for polarity in [Polarity::Negative, Polarity::Neutral, Polarity::Positive] {
                 let n = examples
                     .iter()
-                    .filter(|e| e.language == language && e.polarity == polarity)
+                    .filter(|e| e.language == language && e.label == polarity)
                     .count();
                 assert!(n >= 20, "{language} has {n} {} examples", polarity.as_str());
             }

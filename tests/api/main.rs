@@ -158,6 +158,16 @@ async fn a_safety_hazard_is_p1_and_handed_off_whatever_its_category() {
     );
 }
 
+/// The triage of an e-mail inquiry with this text.
+async fn triage(id: &str, text: &str) -> api::TriageResult {
+    client()
+        .await
+        .triage(inquiry(id, text))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 #[tokio::test]
 async fn hazards_and_threats_told_in_words_no_phrase_list_has_are_still_p1() {
     let signals = std::sync::Arc::new(
@@ -194,12 +204,7 @@ async fn hazards_and_threats_told_in_words_no_phrase_list_has_are_still_p1() {
             0.0,
             "{id}"
         );
-        let triage = client()
-            .await
-            .triage(inquiry(id, text))
-            .await
-            .unwrap()
-            .into_inner();
+        let triage = triage(id, text).await;
         assert_eq!(triage.tier, api::Tier::P1Urgent as i32, "{id}: {triage:?}");
         match risk {
             Some(risk) => assert_eq!(triage.risks, [risk], "{id}: {triage:?}"),
@@ -230,12 +235,7 @@ async fn hazards_and_threats_told_in_words_no_phrase_list_has_are_still_p1() {
             api::Tier::P4Low,
         ),
     ] {
-        let triage = client()
-            .await
-            .triage(inquiry(id, text))
-            .await
-            .unwrap()
-            .into_inner();
+        let triage = triage(id, text).await;
         assert_eq!(triage.tier, tier as i32, "{id}: {triage:?}");
         assert!(triage.risks.is_empty(), "{id}: {triage:?}");
     }
