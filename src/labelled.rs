@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::ingest::Document;
 
 #[derive(Debug, Deserialize)]
 pub struct LabelledFile {
@@ -27,6 +30,19 @@ pub struct Labelled<L> {
     pub language: String,
     pub label: L,
     pub text: String,
+}
+
+impl<L> Labelled<L> {
+    /// The document this example is stored as, keyed by `kind`, language,
+    /// the label's `name` and text.
+    pub fn document(&self, kind: &str, name: &str, payload: Map<String, Value>) -> Document {
+        Document {
+            key: format!("{kind}/{}/{name}/{}", self.language, self.text),
+            text: self.text.clone(),
+            language: self.language.clone(),
+            payload,
+        }
+    }
 }
 
 /// Every text of the `<lang>.toml` files in `dir`, its label parsed from the

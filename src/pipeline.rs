@@ -14,9 +14,9 @@ use tracing::{info, info_span, warn};
 use crate::backlog::{evaluate_backlog, BacklogReport, OpenInquiry};
 use crate::config::Settings;
 use crate::domain::{
-    Acknowledgement, Category, Customer, Draft, DraftAction, DraftSource, EmotionKind, Feedback,
-    HandoffReason, Inquiry, IntentGuess, KnowledgeHit, LanguageGuess, Outcome, ReasonCode, Risk,
-    Sentiment, Tier, Triage,
+    Acknowledgement, Category, Customer, Draft, DraftAction, DraftSource, Feedback, HandoffReason,
+    Inquiry, IntentGuess, KnowledgeHit, LanguageGuess, Outcome, ReasonCode, Risk, Sentiment, Tier,
+    Triage,
 };
 use crate::embed::{
     BatchingEmbedder, CandleEmbedder, E5Embedder, Embedder, OpenAiEmbedder, TextKind,
@@ -297,7 +297,11 @@ impl Pipeline {
         // messages: what the risk head learns to tell a risk from.
         let background: Vec<u64> = intent_examples
             .iter()
-            .filter(|example| !self.names_a_risk(&example.text, &example.language))
+            .filter(|example| {
+                !self
+                    .signals
+                    .names_urgent_risk(&example.text, &example.language)
+            })
             .map(|example| point_id(SEED_TENANT, &example_key(example)))
             .collect();
         let examples = load_risk_examples(&self.settings.knowledge_dir.join("risks"))?;
@@ -311,20 +315,6 @@ impl Pipeline {
             "risk examples up to date"
         );
         Ok(())
-    }
-
-    /// Whether the phrase lists read a hazard, a taken-over account or a
-    /// threat in `text`.
-    fn names_a_risk(&self, text: &str, language: &str) -> bool {
-        self.signals
-            .risks(text, language)
-            .iter()
-            .any(|risk| risk.is_urgent())
-            || self
-                .sentiment
-                .analyze(text, language)
-                .emotion(EmotionKind::Threat)
-                > 0.0
     }
 
     /// The fast stages' sentiment and risks of `prepared`, with what its

@@ -209,6 +209,21 @@ impl Signals {
             .collect()
     }
 
+    /// Whether a message in `language` names, in words, a risk that makes
+    /// it urgent (a hazard, a taken-over account) or a threat.
+    pub fn names_urgent_risk(&self, text: &str, language: &str) -> bool {
+        let lowered = text.to_lowercase();
+        self.for_language(language).iter().any(|set| {
+            let urgent = set
+                .risks
+                .iter()
+                .filter(|(risk, _)| risk.is_urgent())
+                .flat_map(|(_, phrases)| phrases);
+            let threats = set.emotions.get(&EmotionKind::Threat).into_iter().flatten();
+            urgent.chain(threats).any(|p| p.occurs_in(&lowered))
+        })
+    }
+
     pub fn languages(&self) -> impl Iterator<Item = &str> {
         self.by_language.keys().map(String::as_str)
     }

@@ -115,16 +115,8 @@ impl RiskReader {
     ) -> anyhow::Result<IngestReport> {
         let documents: Vec<Document> = examples
             .iter()
-            .map(|example| Document {
-                key: format!(
-                    "{KIND}/{}/{}/{}",
-                    example.language,
-                    example.label.as_str(),
-                    example.text
-                ),
-                text: example.text.clone(),
-                language: example.language.clone(),
-                payload: risk_payload(example.label),
+            .map(|example| {
+                example.document(KIND, example.label.as_str(), risk_payload(example.label))
             })
             .collect();
         let report = sync_seed_examples(self.collection.as_ref(), embedder, KIND, &documents)?;

@@ -203,16 +203,12 @@ impl PolarityVoter {
     ) -> anyhow::Result<IngestReport> {
         let documents: Vec<Document> = examples
             .iter()
-            .map(|example| Document {
-                key: format!(
-                    "{KIND}/{}/{}/{}",
-                    example.language,
+            .map(|example| {
+                example.document(
+                    KIND,
                     example.label.as_str(),
-                    example.text
-                ),
-                text: example.text.clone(),
-                language: example.language.clone(),
-                payload: sentiment_payload(example.label),
+                    sentiment_payload(example.label),
+                )
             })
             .collect();
         sync_seed_examples(self.collection.as_ref(), embedder, KIND, &documents)
