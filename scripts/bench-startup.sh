@@ -10,7 +10,7 @@ cargo build --release --locked --bin firstreply
 bin="${CARGO_TARGET_DIR:-target}/release/firstreply"
 kb=target/startup-kb
 rm -rf "$kb/articles" && mkdir -p "$kb/articles"
-for part in intents sentiment signals; do ln -sfn "$PWD/knowledge-base/$part" "$kb/$part"; done
+for part in intents sentiment signals risks; do ln -sfn "$PWD/knowledge-base/$part" "$kb/$part"; done
 python3 - "$kb/articles" <<'PY'
 import pathlib, sys
 out = pathlib.Path(sys.argv[1])

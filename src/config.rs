@@ -11,6 +11,7 @@ const DEFAULTS: &str = include_str!("../config/default.toml");
 const ENV_PREFIX: &str = "FIRSTREPLY_";
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     pub data_dir: PathBuf,
     pub model_dir: PathBuf,
@@ -40,6 +41,7 @@ pub struct Settings {
 
 /// A Qdrant server instead of the embedded store.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct QdrantSettings {
     /// gRPC address, e.g. `http://127.0.0.1:6334`; empty: the embedded store.
     pub url: String,
@@ -50,6 +52,7 @@ pub struct QdrantSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     pub addr: String,
     pub max_in_flight: usize,
@@ -67,24 +70,28 @@ pub struct ServerSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OutcomeSettings {
     /// Days a handled inquiry stays in the outcome log; 0: forever.
     pub retention_days: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     /// `tenant:SHA256-HEX` of each API key.
     pub keys: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MetricsSettings {
     /// Where `/metrics` is served; empty: not served.
     pub addr: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EmbeddingSettings {
     pub backend: String,
     pub model: String,
@@ -104,6 +111,7 @@ pub struct EmbeddingSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LlmSettings {
     /// Empty: no LLM.
     pub url: String,
@@ -120,17 +128,20 @@ pub struct LlmSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NormalizeSettings {
     pub max_chars: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LanguageSettings {
     pub min_letters: usize,
     pub min_confidence: f32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct IntentSettings {
     pub neighbours: usize,
     pub keyword_weight: f32,
@@ -144,6 +155,7 @@ pub struct IntentSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TierSettings {
     /// Per ISO 4217 currency, the order value from which the tier is raised.
     pub high_order_value: std::collections::BTreeMap<String, f64>,
@@ -153,6 +165,7 @@ pub struct TierSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SentimentSettings {
     /// Nearest labelled sentiment examples that vote on the polarity.
     pub neighbours: usize,
@@ -163,6 +176,7 @@ pub struct SentimentSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RiskSettings {
     /// The probability the risk head must give a hazard, a threat or a
     /// taken-over account for it to count.
@@ -176,12 +190,14 @@ pub struct RiskSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct KnowledgeSettings {
     pub top_k: usize,
     pub min_score: f32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DecideSettings {
     pub auto_reply_min_confidence: f32,
     pub auto_reply_min_knowledge_score: f32,
@@ -338,5 +354,21 @@ mod tests {
     fn unknown_or_mistyped_variables_are_errors() {
         assert!(Settings::layered(None, env(&[("FIRSTREPLY_NOPE", "1")])).is_err());
         assert!(Settings::layered(None, env(&[("FIRSTREPLY_KNOWLEDGE__TOP_K", "many")])).is_err());
+    }
+
+    #[test]
+    fn a_mistyped_key_in_a_config_file_is_an_error_naming_it() {
+        let error =
+            Settings::layered(Some("[risk]\nmin_share = 0.3\n"), std::iter::empty()).unwrap_err();
+        assert!(format!("{error:#}").contains("min_share"), "{error:#}");
+        let error = Settings::layered(Some("top_k = 5\n"), std::iter::empty()).unwrap_err();
+        assert!(format!("{error:#}").contains("top_k"), "{error:#}");
+        // Tables of named entries still take names the defaults lack.
+        let settings = Settings::layered(
+            Some("[tier.high_order_value]\nISK = 40000\n"),
+            std::iter::empty(),
+        )
+        .unwrap();
+        assert_eq!(settings.tier.high_order_value.get("ISK"), Some(&40000.0));
     }
 }

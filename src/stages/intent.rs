@@ -177,20 +177,16 @@ impl KnnIntentClassifier {
         *self.head.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(head));
     }
 
-    /// The head for the stored examples (`labelled`: point id and category),
-    /// cached or trained now.
-    fn fit_head(&self, model_id: &str, labelled: &HashMap<u64, Category>) -> anyhow::Result<()> {
+    /// The head for the stored examples (`labelled`: point id and category
+    /// index), cached or trained now.
+    fn fit_head(&self, model_id: &str, labelled: &HashMap<u64, usize>) -> anyhow::Result<()> {
         if labelled.is_empty() {
             return Ok(());
         }
-        let indices = labelled
-            .iter()
-            .map(|(id, category)| (*id, category.index()))
-            .collect();
         let head = fit_stored(
             self.collection.as_ref(),
             model_id,
-            &indices,
+            labelled,
             (Category::ALL.len(), 1.0),
             self.head_cache.as_deref(),
             "intent",
@@ -325,10 +321,15 @@ impl IntentClassifier for KnnIntentClassifier {
             .collect();
         let report = sync_seed_examples(self.collection.as_ref(), embedder, "example", &documents)?;
         if self.head_weight > 0.0 {
-            let labelled: HashMap<u64, Category> = examples
+            let labelled: HashMap<u64, usize> = examples
                 .iter()
                 .zip(&documents)
-                .map(|(example, document)| (point_id(SEED_TENANT, &document.key), example.category))
+                .map(|(example, document)| {
+                    (
+                        point_id(SEED_TENANT, &document.key),
+                        example.category.index(),
+                    )
+                })
                 .collect();
             self.fit_head(embedder.model_id(), &labelled)?;
         }

@@ -143,17 +143,30 @@ impl SentimentAnalyzer for LexicalSentiment {
     }
 }
 
-/// Words of three or more letters written in capitals, when the text is not all capitals.
+/// Words of three or more letters written in capitals, when the text is not
+/// all capitals. A lone short word in capitals is an acronym (VAT, USPS,
+/// SARL, BPOM), not shouting: a capitalised word counts when it has five or
+/// more letters or stands next to another capitalised word ("WHERE IS MY").
 fn shouted_words(text: &str) -> usize {
     let words: Vec<&str> = text
         .split(|c: char| !c.is_alphabetic())
-        .filter(|w| w.chars().count() >= 3)
+        .filter(|w| w.chars().count() >= 2)
         .collect();
-    let shouted = words
-        .iter()
-        .filter(|w| w.chars().all(|c| c.is_uppercase()))
+    let capitals = |w: &str| w.chars().all(char::is_uppercase);
+    let long = words.iter().filter(|w| w.chars().count() >= 3).count();
+    let shouted = (0..words.len())
+        .filter(|&at| {
+            let word = words[at];
+            let letters = word.chars().count();
+            let beside = |other: Option<&&str>| other.is_some_and(|w| capitals(w));
+            letters >= 3
+                && capitals(word)
+                && (letters >= 5
+                    || beside(at.checked_sub(1).and_then(|i| words.get(i)))
+                    || beside(words.get(at + 1)))
+        })
         .count();
-    if shouted == words.len() && words.len() < 3 {
+    if shouted == long && long < 3 {
         0
     } else {
         shouted
@@ -401,6 +414,22 @@ mod tests {
         let plain = sentiment.analyze("Do you ship to Canada?", "en");
         assert_eq!(plain.label, Polarity::Neutral);
         assert!(plain.emotions.is_empty());
+    }
+
+    #[test]
+    fn capitals_shout_but_acronyms_do_not() {
+        assert_eq!(shouted_words("WHERE IS MY ORDER, I paid two weeks ago"), 2);
+        assert_eq!(shouted_words("This is RIDICULOUS, answer me"), 1);
+        assert_eq!(shouted_words("Is it coming with USPS or UPS?"), 0);
+        assert_eq!(
+            shouted_words("Invoice for SARL Atelier Bleu with our TVA number please"),
+            0
+        );
+        assert_eq!(shouted_words("Poproszę fakturę VAT na firmę, NIP podam"), 0);
+        assert_eq!(shouted_words("REFUND NOW"), 0, "a text all in capitals");
+        let sentiment = lexical();
+        let invoice = sentiment.analyze("Please send the VAT invoice to ACME GmbH.", "en");
+        assert!(invoice.emotions.is_empty(), "{invoice:?}");
     }
 
     #[test]
