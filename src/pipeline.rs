@@ -44,7 +44,9 @@ use crate::stages::knowledge::{
 use crate::stages::language::{LanguageDetector, LanguageHints, LinguaDetector};
 use crate::stages::money::largest_amount;
 use crate::stages::normalize::{NormalizeError, Normalizer, TextNormalizer};
-use crate::stages::risk::{load_risk_examples, with_read_risks, with_read_threat, RiskReader};
+use crate::stages::risk::{
+    load_risk_examples, with_read_risks, with_read_threat, Background, RiskReader,
+};
 use crate::stages::sentiment::{
     load_sentiment_examples, with_intent, with_risks, with_vote, LexicalSentiment, PolarityVoter,
     SentimentAnalyzer,
@@ -294,23 +296,34 @@ impl Pipeline {
             "sentiment examples up to date"
         );
         // The intent examples no phrase list reads a risk in are everyday
-        // messages: what the risk head learns to tell a risk from.
-        let background: Vec<u64> = intent_examples
-            .iter()
-            .filter(|example| {
-                !self
-                    .signals
-                    .names_urgent_risk(&example.text, &example.language)
-            })
-            .map(|example| point_id(SEED_TENANT, &example_key(example)))
-            .collect();
+        // messages: what the risk head learns to tell a risk from. Reading
+        // them all takes about half a second, so only to train the head.
+        let background = Background {
+            candidates: intent_examples
+                .iter()
+                .map(|example| point_id(SEED_TENANT, &example_key(example)))
+                .collect(),
+            version: self.signals.urgent_risk_version(),
+            pick: Box::new(|| {
+                intent_examples
+                    .iter()
+                    .filter(|example| {
+                        !self
+                            .signals
+                            .names_urgent_risk(&example.text, &example.language)
+                    })
+                    .map(|example| point_id(SEED_TENANT, &example_key(example)))
+                    .collect()
+            }),
+        };
+        let candidates = background.candidates.len();
         let examples = load_risk_examples(&self.settings.knowledge_dir.join("risks"))?;
         let report = self
             .risk_reader
-            .ingest(self.embedder.as_ref(), &examples, &background)?;
+            .ingest(self.embedder.as_ref(), &examples, background)?;
         info!(
             examples = examples.len(),
-            background = background.len(),
+            background_candidates = candidates,
             ?report,
             "risk examples up to date"
         );

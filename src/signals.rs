@@ -7,6 +7,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 use crate::domain::{Category, EmotionKind, Risk};
 
@@ -224,6 +225,39 @@ impl Signals {
         })
     }
 
+    /// A digest of the phrases `names_urgent_risk` asks: it changes whenever
+    /// that answer could for some text.
+    pub fn urgent_risk_version(&self) -> u64 {
+        let mut hasher = Sha256::new();
+        let mut languages: Vec<&String> = self.by_language.keys().collect();
+        languages.sort();
+        for language in languages {
+            let set = &self.by_language[language];
+            hasher.update(language.as_bytes());
+            let urgent = Risk::ALL
+                .iter()
+                .filter(|risk| risk.is_urgent())
+                .filter_map(|risk| set.risks.get(risk));
+            for phrases in urgent.chain(set.emotions.get(&EmotionKind::Threat)) {
+                hasher.update([1]);
+                for phrase in phrases {
+                    hasher.update([2]);
+                    for part in &phrase.parts {
+                        hasher.update(part.as_bytes());
+                        hasher.update([3]);
+                    }
+                    hasher.update([u8::from(phrase.anywhere)]);
+                }
+            }
+        }
+        let digest = hasher.finalize();
+        u64::from_le_bytes(
+            digest[..8]
+                .try_into()
+                .expect("a SHA-256 digest has 32 bytes"),
+        )
+    }
+
     pub fn languages(&self) -> impl Iterator<Item = &str> {
         self.by_language.keys().map(String::as_str)
     }
@@ -351,6 +385,46 @@ mod tests {
         assert!(
             error.contains("refund_return") && error.contains("complaint"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn the_urgent_risk_version_follows_the_phrases_names_urgent_risk_asks() {
+        let signals = |threat: &str, anger: &str| {
+            let file: SignalsFile = toml::from_str(&format!(
+                r#"
+                language = "en"
+                [sentiment]
+                positive = []
+                negative = []
+                negators = []
+                [emotion]
+                anger = [{anger:?}]
+                anxiety = []
+                frustration = []
+                threat = [{threat:?}]
+                [intent]
+                "#
+            ))
+            .unwrap();
+            let language = LanguageSignals::from_file(&file).unwrap();
+            Signals {
+                by_language: HashMap::from([("en".to_string(), language)]),
+            }
+        };
+        let base = signals("chargeback", "furious");
+        assert_eq!(
+            base.urgent_risk_version(),
+            signals("chargeback", "furious").urgent_risk_version()
+        );
+        assert_eq!(
+            base.urgent_risk_version(),
+            signals("chargeback", "livid").urgent_risk_version(),
+            "anger is not asked"
+        );
+        assert_ne!(
+            base.urgent_risk_version(),
+            signals("charge back", "furious").urgent_risk_version()
         );
     }
 

@@ -181,24 +181,25 @@ impl LinearHead {
     }
 }
 
-/// A head over `classes` for the stored points `labelled` (point id and
-/// class index), trained with `balance` (see `LinearHead::train`): the one
-/// cached at `cache` if it was trained on exactly these points with this
-/// model, else trained now on their stored vectors (and cached). `what`
-/// names the head in the log.
+/// A head over `classes`, trained with `balance` (see `LinearHead::train`)
+/// on the stored points `labelled` gives (point id and class index): the one
+/// cached at `cache` under `fingerprint` (`LinearHead::fingerprint` of what
+/// decides those points) if there is one, else trained now on their stored
+/// vectors and cached. `labelled` is called only to train. `what` names the
+/// head in the log.
 pub fn fit_stored(
     collection: &dyn Collection,
-    model_id: &str,
-    labelled: &HashMap<u64, usize>,
+    fingerprint: &str,
+    labelled: impl FnOnce() -> HashMap<u64, usize>,
     (classes, balance): (usize, f32),
     cache: Option<&Path>,
     what: &str,
 ) -> anyhow::Result<LinearHead> {
-    let ids: Vec<u64> = labelled.keys().copied().collect();
-    let fingerprint = LinearHead::fingerprint(model_id, balance, &ids);
-    if let Some(head) = cache.and_then(|path| LinearHead::load(path, &fingerprint, classes)) {
+    if let Some(head) = cache.and_then(|path| LinearHead::load(path, fingerprint, classes)) {
         return Ok(head);
     }
+    let labelled = labelled();
+    let ids: Vec<u64> = labelled.keys().copied().collect();
     let started = std::time::Instant::now();
     let mut stored = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(1024) {
@@ -218,7 +219,7 @@ pub fn fit_stored(
         "{what} head trained"
     );
     if let Some(path) = cache {
-        head.save(path, &fingerprint)?;
+        head.save(path, fingerprint)?;
     }
     Ok(head)
 }

@@ -179,14 +179,15 @@ impl KnnIntentClassifier {
 
     /// The head for the stored examples (`labelled`: point id and category
     /// index), cached or trained now.
-    fn fit_head(&self, model_id: &str, labelled: &HashMap<u64, usize>) -> anyhow::Result<()> {
+    fn fit_head(&self, model_id: &str, labelled: HashMap<u64, usize>) -> anyhow::Result<()> {
         if labelled.is_empty() {
             return Ok(());
         }
+        let ids: Vec<u64> = labelled.keys().copied().collect();
         let head = fit_stored(
             self.collection.as_ref(),
-            model_id,
-            labelled,
+            &LinearHead::fingerprint(model_id, 1.0, &ids),
+            || labelled,
             (Category::ALL.len(), 1.0),
             self.head_cache.as_deref(),
             "intent",
@@ -331,7 +332,7 @@ impl IntentClassifier for KnnIntentClassifier {
                     )
                 })
                 .collect();
-            self.fit_head(embedder.model_id(), &labelled)?;
+            self.fit_head(embedder.model_id(), labelled)?;
         }
         Ok(report)
     }

@@ -74,6 +74,16 @@ pub fn load_risk_examples(dir: &Path) -> anyhow::Result<Vec<RiskExample>> {
 
 const KIND: &str = "risk";
 
+/// The everyday messages the risk head learns as none of the risks: stored
+/// points `pick` chooses among `candidates`. `pick` is called only when the
+/// head must be trained, so `version` must change whenever it could choose
+/// differently among the same candidates.
+pub struct Background<'a> {
+    pub candidates: Vec<u64>,
+    pub version: u64,
+    pub pick: Box<dyn FnOnce() -> Vec<u64> + 'a>,
+}
+
 /// A linear head on the embedding, trained on the labelled risk examples
 /// and, as none of the risks, on the everyday messages the intent examples
 /// are. A message is mostly about its topic ("three weeks late"), with the
@@ -105,13 +115,12 @@ impl RiskReader {
     }
 
     /// Stores the labelled examples, embedding only new or changed ones, and
-    /// fits the head on them and on the stored points `background` (ids of
-    /// everyday messages: none of the risks).
+    /// fits the head on them and on the `background`'s everyday messages.
     pub fn ingest(
         &self,
         embedder: &dyn Embedder,
         examples: &[RiskExample],
-        background: &[u64],
+        background: Background<'_>,
     ) -> anyhow::Result<IngestReport> {
         let documents: Vec<Document> = examples
             .iter()
@@ -120,27 +129,49 @@ impl RiskReader {
             })
             .collect();
         let report = sync_seed_examples(self.collection.as_ref(), embedder, KIND, &documents)?;
-        let mut labelled: HashMap<u64, usize> = background
-            .iter()
-            .map(|id| (*id, RiskLabel::None.index()))
-            .collect();
-        labelled.extend(examples.iter().zip(&documents).map(|(example, document)| {
-            (point_id(SEED_TENANT, &document.key), example.label.index())
-        }));
-        if !examples.is_empty() {
-            self.fit_head(embedder.model_id(), &labelled)?;
+        if examples.is_empty() {
+            return Ok(report);
         }
+        let labelled: Vec<(u64, usize)> = examples
+            .iter()
+            .zip(&documents)
+            .map(|(example, document)| {
+                (point_id(SEED_TENANT, &document.key), example.label.index())
+            })
+            .collect();
+        // What decides the training points: the examples, the candidates and
+        // the version of the choice among them.
+        let basis: Vec<u64> = labelled
+            .iter()
+            .map(|(id, _)| *id)
+            .chain(background.candidates.iter().copied())
+            .chain([background.version])
+            .collect();
+        self.fit_head(embedder.model_id(), &basis, || {
+            (background.pick)()
+                .into_iter()
+                .map(|id| (id, RiskLabel::None.index()))
+                .chain(labelled)
+                .collect()
+        })?;
         Ok(report)
     }
 
-    /// The head for the stored points `labelled` (point id and label index),
-    /// cached or trained now.
-    fn fit_head(&self, model_id: &str, labelled: &HashMap<u64, usize>) -> anyhow::Result<()> {
+    /// The head for the stored points `labelled` gives (point id and label
+    /// index), cached under the fingerprint of `basis` (what decides those
+    /// points) or trained now.
+    fn fit_head(
+        &self,
+        model_id: &str,
+        basis: &[u64],
+        labelled: impl FnOnce() -> HashMap<u64, usize>,
+    ) -> anyhow::Result<()> {
+        let balance = self.settings.balance;
         let head = fit_stored(
             self.collection.as_ref(),
-            model_id,
+            &LinearHead::fingerprint(model_id, balance, basis),
             labelled,
-            (RiskLabel::ALL.len(), self.settings.balance),
+            (RiskLabel::ALL.len(), balance),
             self.head_cache.as_deref(),
             "risk",
         )?;
@@ -255,7 +286,8 @@ mod tests {
             reader.risks(&[1.0, 0.0, 0.0]).is_empty(),
             "no head before training"
         );
-        reader.fit_head("model", &labelled).unwrap();
+        let ids: Vec<u64> = labelled.keys().copied().collect();
+        reader.fit_head("model", &ids, || labelled).unwrap();
         assert_eq!(reader.risks(&[0.9, 0.1, 0.2]), vec![RiskLabel::Safety]);
         assert_eq!(reader.risks(&[0.1, 0.9, 0.2]), vec![RiskLabel::Threat]);
         assert!(reader.risks(&[0.1, 0.1, 0.95]).is_empty());
