@@ -55,7 +55,8 @@ const SETTLED_STATES: &[&str] = &[
 ];
 
 fn needs_its_own_answer(category: Category) -> bool {
-    category.base_tier() <= Tier::P2High || category == Category::ProductQuestion
+    category.base_tier() <= Tier::P2High
+        || matches!(category, Category::ProductQuestion | Category::Other)
 }
 
 pub fn decide(input: &DecideInput<'_>, rules: &DecideRules) -> Decision {
@@ -107,7 +108,9 @@ pub fn decide(input: &DecideInput<'_>, rules: &DecideRules) -> Decision {
     // A reply answers one question: a message that also asks for what needs
     // its own answer (a change, a refund, a complaint, a product question)
     // goes to a person whole. (Product questions joined in session 8: none
-    // of their keyword hits cost an auto-reply that was wrong.)
+    // of their keyword hits cost an auto-reply that was wrong; "other" in
+    // session 12: a volume discount or wholesale terms beside a delivery
+    // time is a sales conversation.)
     let extra: Vec<&str> = input
         .also_mentions
         .iter()
@@ -217,7 +220,11 @@ mod tests {
             decide_with(&[Category::Feedback], &[]),
             Decision::AutoReply { .. }
         ));
-        for other in [Category::ProductQuestion, Category::RefundReturn] {
+        for other in [
+            Category::ProductQuestion,
+            Category::RefundReturn,
+            Category::Other,
+        ] {
             assert_eq!(
                 codes(&decide_with(&[other], &[])),
                 [ReasonCode::MixedRequest]
