@@ -360,26 +360,25 @@ mod tests {
         assert!(Phrase::new("리뷰…쓸").occurs_in("리뷰에 전부 쓸 겁니다"));
     }
 
+    /// An English signals file with only these anger and threat phrases and
+    /// these intent lines.
+    fn english_file(anger: &[&str], threat: &[&str], intents: &str) -> SignalsFile {
+        toml::from_str(&format!(
+            "language = \"en\"\n\
+             [sentiment]\npositive = []\nnegative = []\nnegators = []\n\
+             [emotion]\nanger = {anger:?}\nanxiety = []\nfrustration = []\nthreat = {threat:?}\n\
+             [intent]\n{intents}\n"
+        ))
+        .unwrap()
+    }
+
     #[test]
     fn an_intent_keyword_in_two_categories_is_refused() {
-        let file: SignalsFile = toml::from_str(
-            r#"
-            language = "en"
-            [sentiment]
-            positive = []
-            negative = []
-            negators = []
-            [emotion]
-            anger = []
-            anxiety = []
-            frustration = []
-            threat = []
-            [intent]
-            refund_return = ["refund", "Money back"]
-            complaint = ["broken", "money back "]
-            "#,
-        )
-        .unwrap();
+        let file = english_file(
+            &[],
+            &[],
+            "refund_return = [\"refund\", \"Money back\"]\ncomplaint = [\"broken\", \"money back \"]",
+        );
         let error = LanguageSignals::from_file(&file).unwrap_err().to_string();
         assert!(error.to_lowercase().contains("money back"), "{error}");
         assert!(
@@ -391,25 +390,9 @@ mod tests {
     #[test]
     fn the_urgent_risk_version_follows_the_phrases_names_urgent_risk_asks() {
         let signals = |threat: &str, anger: &str| {
-            let file: SignalsFile = toml::from_str(&format!(
-                r#"
-                language = "en"
-                [sentiment]
-                positive = []
-                negative = []
-                negators = []
-                [emotion]
-                anger = [{anger:?}]
-                anxiety = []
-                frustration = []
-                threat = [{threat:?}]
-                [intent]
-                "#
-            ))
-            .unwrap();
-            let language = LanguageSignals::from_file(&file).unwrap();
+            let language = LanguageSignals::from_file(&english_file(&[anger], &[threat], ""));
             Signals {
-                by_language: HashMap::from([("en".to_string(), language)]),
+                by_language: HashMap::from([("en".to_string(), language.unwrap())]),
             }
         };
         let base = signals("chargeback", "furious");
