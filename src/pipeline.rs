@@ -298,32 +298,33 @@ impl Pipeline {
         // The intent examples no phrase list reads a risk in are everyday
         // messages: what the risk head learns to tell a risk from. Reading
         // them all takes about half a second, so only to train the head.
+        let candidates: Vec<u64> = intent_examples
+            .iter()
+            .map(|example| point_id(SEED_TENANT, &example_key(example)))
+            .collect();
         let background = Background {
-            candidates: intent_examples
-                .iter()
-                .map(|example| point_id(SEED_TENANT, &example_key(example)))
-                .collect(),
+            candidates: candidates.clone(),
             version: self.signals.urgent_risk_version(),
             pick: Box::new(|| {
                 intent_examples
                     .iter()
-                    .filter(|example| {
+                    .zip(&candidates)
+                    .filter(|(example, _)| {
                         !self
                             .signals
                             .names_urgent_risk(&example.text, &example.language)
                     })
-                    .map(|example| point_id(SEED_TENANT, &example_key(example)))
+                    .map(|(_, id)| *id)
                     .collect()
             }),
         };
-        let candidates = background.candidates.len();
         let examples = load_risk_examples(&self.settings.knowledge_dir.join("risks"))?;
         let report = self
             .risk_reader
             .ingest(self.embedder.as_ref(), &examples, background)?;
         info!(
             examples = examples.len(),
-            background_candidates = candidates,
+            background_candidates = intent_examples.len(),
             ?report,
             "risk examples up to date"
         );
