@@ -1,7 +1,7 @@
 //! Labelled texts kept as data: `<lang>.toml` files with `language = "de"` and
 //! an `[examples]` table of label = [texts] (intent categories, polarities).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -13,7 +13,10 @@ use crate::ingest::Document;
 #[derive(Debug, Deserialize)]
 pub struct LabelledFile {
     pub language: String,
-    pub examples: HashMap<String, Vec<String>>,
+    /// By label name: examples are read in the same order on every run, so
+    /// whatever is trained on them in that order (`firstreply eval`'s
+    /// folds) comes out the same.
+    pub examples: BTreeMap<String, Vec<String>>,
 }
 
 impl LabelledFile {

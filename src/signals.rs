@@ -194,10 +194,27 @@ impl Signals {
         sets
     }
 
+    /// The sets whose risk and threat phrases a message in `language` is
+    /// read for: `for_language`'s, and for Malay and Indonesian the
+    /// sibling's too. Buyers and detectors mix the two, and a threat or a
+    /// hazard reads the same in both; their intent words do not ("tukar" is
+    /// a change in Malay, an exchange in Indonesian), so intents and
+    /// polarity keep to the language's own.
+    pub fn for_risks(&self, language: &str) -> Vec<&LanguageSignals> {
+        let mut sets = self.for_language(language);
+        let sibling = match language {
+            "ms" => Some("id"),
+            "id" => Some("ms"),
+            _ => None,
+        };
+        sets.extend(sibling.and_then(|code| self.by_language.get(code)));
+        sets
+    }
+
     /// The risks a message in `language` names in words, in `Risk` order.
     pub fn risks(&self, text: &str, language: &str) -> Vec<Risk> {
         let lowered = text.to_lowercase();
-        let sets = self.for_language(language);
+        let sets = self.for_risks(language);
         Risk::ALL
             .into_iter()
             .filter(|risk| {
@@ -214,7 +231,7 @@ impl Signals {
     /// it urgent (a hazard, a taken-over account) or a threat.
     pub fn names_urgent_risk(&self, text: &str, language: &str) -> bool {
         let lowered = text.to_lowercase();
-        self.for_language(language).iter().any(|set| {
+        self.for_risks(language).iter().any(|set| {
             let urgent = set
                 .risks
                 .iter()
@@ -409,6 +426,23 @@ mod tests {
             base.urgent_risk_version(),
             signals("charge back", "furious").urgent_risk_version()
         );
+    }
+
+    #[test]
+    fn malay_and_indonesian_read_each_others_phrases() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("knowledge-base/signals");
+        let signals = Signals::load(&dir).unwrap();
+        // "1 bintang" is in the Malay list, "viralin" in the Indonesian one.
+        let malay = "Kalau tak settle, saya bagi 1 bintang.";
+        let indonesian = "Kalau ga diurus, aku viralin di tiktok.";
+        for language in ["ms", "id"] {
+            assert!(signals.names_urgent_risk(malay, language), "{language}");
+            assert!(
+                signals.names_urgent_risk(indonesian, language),
+                "{language}"
+            );
+        }
+        assert!(!signals.names_urgent_risk(malay, "pl"));
     }
 
     #[test]

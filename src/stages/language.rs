@@ -98,8 +98,9 @@ impl LanguageDetector for LinguaDetector {
         if let Some(decided) = malay_or_indonesian(hints) {
             // Colloquial Malay mixed with English ("Status dah 'delivered'
             // tapi barang takde") often ranks Tagalog first: in a Malay or
-            // Indonesian market a fair Malay-Indonesian share is enough.
-            if matches!(code.as_str(), "ms" | "id") || pair >= MALAY_SHARE_IN_ITS_MARKET {
+            // Indonesian market a fair Malay-Indonesian share is enough, and
+            // Tagalog, not a language of that market, is taken as its own.
+            if matches!(code.as_str(), "ms" | "id" | "tl") || pair >= MALAY_SHARE_IN_ITS_MARKET {
                 code = decided.to_string();
                 confidence = pair;
             }
@@ -244,6 +245,10 @@ mod tests {
         // Manglish that lingua alone ranks Tagalog first.
         let manglish = "Status dah 'delivered' tapi barang takde. Kalau seller tak settle dalam 2 hari, saya report kat Shopee.";
         assert_eq!(detect(&detector, manglish, "", "shopee_my"), "ms");
+        // Manglish that lingua ranks Tagalog first with almost no Malay share.
+        let manglish = "Status kata dah delivered tapi barang takde pun depan pintu. Guard pun tak terima. Kalau tak settle, saya buat request through Shopee dan bagi 1 bintang.";
+        assert_eq!(detect(&detector, manglish, "", "shopee_my"), "ms");
+        assert_eq!(detect(&detector, manglish, "", "shopee_ph"), "tl");
         // English stays English in Malaysia.
         let english = "Hi, when will my order arrive? It has been two weeks already.";
         assert_eq!(detect(&detector, english, "", "shopee_my"), "en");

@@ -77,34 +77,44 @@ fn polarity_hits(set: &LanguageSignals, lowered: &str) -> (f32, f32) {
     (positive, negative)
 }
 
+/// How many of `set`'s phrases for `kind` occur in `lowered`.
+fn phrase_hits(set: &LanguageSignals, kind: EmotionKind, lowered: &str) -> f32 {
+    let phrases = set
+        .emotions
+        .get(&kind)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    phrases.iter().filter(|ph| ph.occurs_in(lowered)).count() as f32
+}
+
 impl SentimentAnalyzer for LexicalSentiment {
     fn analyze(&self, text: &str, language: &str) -> Sentiment {
         let lowered = text.to_lowercase();
         let sets = self.signals.for_language(language);
         let mut positive = 0.0f32;
         let mut negative = 0.0f32;
-        let mut emotion_hits = [0.0f32; 4];
+        let (mut anger, mut anxiety, mut frustration) = (0.0f32, 0.0f32, 0.0f32);
         for set in &sets {
             let (p, n) = polarity_hits(set, &lowered);
             positive += p;
             negative += n;
-            for (slot, kind) in EmotionKind::ALL.iter().enumerate() {
-                let phrases = set
-                    .emotions
-                    .get(kind)
-                    .map(Vec::as_slice)
-                    .unwrap_or_default();
-                emotion_hits[slot] +=
-                    phrases.iter().filter(|ph| ph.occurs_in(&lowered)).count() as f32;
-            }
+            anger += phrase_hits(set, EmotionKind::Anger, &lowered);
+            anxiety += phrase_hits(set, EmotionKind::Anxiety, &lowered);
+            frustration += phrase_hits(set, EmotionKind::Frustration, &lowered);
         }
+        // Threats are read in the sibling language's words too (Malay, Indonesian).
+        let threat: f32 = self
+            .signals
+            .for_risks(language)
+            .into_iter()
+            .map(|set| phrase_hits(set, EmotionKind::Threat, &lowered))
+            .sum();
         let count = |set: &[char]| text.chars().filter(|c| set.contains(c)).count() as f32;
         positive += count(POSITIVE_EMOJI);
         negative += count(NEGATIVE_EMOJI);
         let exclamations = text.matches(['!', '！']).count() as f32;
         let shouting = shouted_words(text) as f32;
 
-        let [anger, anxiety, frustration, threat] = emotion_hits;
         let anger = anger
             + count(ANGRY_EMOJI)
             + 0.5 * shouting.min(3.0)
@@ -414,6 +424,22 @@ mod tests {
         let plain = sentiment.analyze("Do you ship to Canada?", "en");
         assert_eq!(plain.label, Polarity::Neutral);
         assert!(plain.emotions.is_empty());
+    }
+
+    #[test]
+    fn malay_and_indonesian_threats_read_in_either() {
+        let sentiment = lexical();
+        // "1 bintang" is a Malay phrase, "viralin" an Indonesian one.
+        for (text, language) in [
+            ("Kalau tak settle, saya bagi 1 bintang.", "id"),
+            ("Kalau ga diurus, aku viralin di tiktok.", "ms"),
+        ] {
+            let read = sentiment.analyze(text, language);
+            assert!(
+                read.emotion(EmotionKind::Threat) >= 0.8,
+                "{text} in {language}"
+            );
+        }
     }
 
     #[test]
