@@ -202,12 +202,7 @@ impl Signals {
     /// polarity keep to the language's own.
     pub fn for_risks(&self, language: &str) -> Vec<&LanguageSignals> {
         let mut sets = self.for_language(language);
-        let sibling = match language {
-            "ms" => Some("id"),
-            "id" => Some("ms"),
-            _ => None,
-        };
-        sets.extend(sibling.and_then(|code| self.by_language.get(code)));
+        sets.extend(risk_sibling(language).and_then(|code| self.by_language.get(code)));
         sets
     }
 
@@ -251,6 +246,9 @@ impl Signals {
         for language in languages {
             let set = &self.by_language[language];
             hasher.update(language.as_bytes());
+            // Which other list a language's risks are also read in.
+            hasher.update([0]);
+            hasher.update(risk_sibling(language).unwrap_or_default().as_bytes());
             let urgent = Risk::ALL
                 .iter()
                 .filter(|risk| risk.is_urgent())
@@ -335,6 +333,16 @@ fn word_starts(text: &str) -> impl Iterator<Item = usize> + '_ {
         previous_space = c.is_whitespace();
         starts.then_some(i)
     })
+}
+
+/// The language whose risk and threat phrases a message in `language` is
+/// also read for (see `Signals::for_risks`).
+fn risk_sibling(language: &str) -> Option<&'static str> {
+    match language {
+        "ms" => Some("id"),
+        "id" => Some("ms"),
+        _ => None,
+    }
 }
 
 /// Han, kana, Hangul syllables and Thai: scripts matched without word boundaries.
