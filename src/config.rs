@@ -187,6 +187,9 @@ pub struct RiskSettings {
     pub balance: f32,
     /// The threat intensity a carried threat reads with.
     pub threat_intensity: f32,
+    /// An everyday message a head trained without it reads as a risk at
+    /// least this likely is left out of the head's training; 1 keeps all.
+    pub everyday_max_risk: f32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

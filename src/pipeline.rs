@@ -3,13 +3,14 @@
 //! decide → compose. The fast stages run first so the acknowledgement never
 //! waits for the model; a failing model or store degrades to a hand-off.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use tracing::{info, info_span, warn};
+use tracing::{debug, info, info_span, warn};
 
 use crate::backlog::{evaluate_backlog, BacklogReport, OpenInquiry};
 use crate::config::Settings;
@@ -303,12 +304,12 @@ impl Pipeline {
             .map(|example| point_id(SEED_TENANT, &example_key(example)))
             .collect();
         let background = Background {
-            candidates: candidates.clone(),
+            candidates: &candidates,
             version: self.signals.urgent_risk_version(),
-            pick: Box::new(|| {
+            pick: Box::new(|candidates| {
                 intent_examples
                     .iter()
-                    .zip(&candidates)
+                    .zip(candidates)
                     .filter(|(example, _)| {
                         !self
                             .signals
@@ -319,15 +320,29 @@ impl Pipeline {
             }),
         };
         let examples = load_risk_examples(&self.settings.knowledge_dir.join("risks"))?;
-        let report = self
+        let ingest = self
             .risk_reader
             .ingest(self.embedder.as_ref(), &examples, background)?;
         info!(
             examples = examples.len(),
             background_candidates = intent_examples.len(),
-            ?report,
+            left_out = ingest.left_out.len(),
+            report = ?ingest.report,
             "risk examples up to date"
         );
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let left_out: HashSet<u64> = ingest.left_out.into_iter().collect();
+            for (example, id) in intent_examples.iter().zip(&candidates) {
+                if left_out.contains(id) {
+                    debug!(
+                        language = %example.language,
+                        intent = example.category.as_str(),
+                        text = %example.text,
+                        "intent example read as a risk, left out of the risk head's training"
+                    );
+                }
+            }
+        }
         Ok(())
     }
 

@@ -202,8 +202,15 @@ impl Signals {
     /// polarity keep to the language's own.
     pub fn for_risks(&self, language: &str) -> Vec<&LanguageSignals> {
         let mut sets = self.for_language(language);
-        sets.extend(risk_sibling(language).and_then(|code| self.by_language.get(code)));
+        sets.extend(self.sibling_set(language));
         sets
+    }
+
+    /// The set of the language whose risk and threat phrases a message in
+    /// `language` is also read for, if any: what `for_risks` adds to
+    /// `for_language`.
+    pub fn sibling_set(&self, language: &str) -> Option<&LanguageSignals> {
+        risk_sibling(language).and_then(|code| self.by_language.get(code))
     }
 
     /// The risks a message in `language` names in words, in `Risk` order.

@@ -181,19 +181,26 @@ impl LinearHead {
     }
 }
 
-/// A head over `classes`, trained with `balance` (see `LinearHead::train`)
-/// on the stored points `labelled` gives (point id and class index): the one
-/// cached at `cache` under `fingerprint` (`LinearHead::fingerprint` of what
-/// decides those points) if there is one, else trained now on their stored
-/// vectors and cached. `labelled` is called only to train. `what` names the
-/// head in the log.
+/// The stored points a head is trained on, in point id order: ids, vectors
+/// and class indices side by side.
+pub struct Stored<'a> {
+    pub ids: &'a [u64],
+    pub vectors: &'a [&'a [f32]],
+    pub labels: &'a [usize],
+}
+
+/// A head over `classes` for the stored points `labelled` gives (point id
+/// and class index): the one cached at `cache` under `fingerprint`
+/// (`LinearHead::fingerprint` of what decides those points) if there is one,
+/// else `train`ed now on their stored vectors and cached. `labelled` is
+/// called only to train. `what` names the head in the log.
 pub fn fit_stored(
     collection: &dyn Collection,
     fingerprint: &str,
     labelled: impl FnOnce() -> HashMap<u64, usize>,
-    (classes, balance): (usize, f32),
-    cache: Option<&Path>,
-    what: &str,
+    classes: usize,
+    train: impl FnOnce(Stored<'_>) -> anyhow::Result<LinearHead>,
+    (cache, what): (Option<&Path>, &str),
 ) -> anyhow::Result<LinearHead> {
     if let Some(head) = cache.and_then(|path| LinearHead::load(path, fingerprint, classes)) {
         return Ok(head);
@@ -208,13 +215,23 @@ pub fn fit_stored(
     // In id order: the gradient sums, and so the head, do not depend on the
     // order the store returns points in.
     stored.sort_unstable_by_key(|(id, _)| *id);
-    let (refs, labels): (Vec<&[f32]>, Vec<usize>) = stored
-        .iter()
-        .filter_map(|(id, vector)| Some((vector.as_slice(), *labelled.get(id)?)))
-        .unzip();
-    let head = LinearHead::train(&refs, &labels, classes, balance)?;
+    let mut ids = Vec::with_capacity(stored.len());
+    let mut vectors = Vec::with_capacity(stored.len());
+    let mut labels = Vec::with_capacity(stored.len());
+    for (id, vector) in &stored {
+        if let Some(label) = labelled.get(id) {
+            ids.push(*id);
+            vectors.push(vector.as_slice());
+            labels.push(*label);
+        }
+    }
+    let head = train(Stored {
+        ids: &ids,
+        vectors: &vectors,
+        labels: &labels,
+    })?;
     tracing::info!(
-        examples = refs.len(),
+        examples = vectors.len(),
         ms = started.elapsed().as_millis() as u64,
         "{what} head trained"
     );

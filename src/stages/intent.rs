@@ -188,9 +188,9 @@ impl KnnIntentClassifier {
             self.collection.as_ref(),
             &LinearHead::fingerprint(model_id, 1.0, &ids),
             || labelled,
-            (Category::ALL.len(), 1.0),
-            self.head_cache.as_deref(),
-            "intent",
+            Category::ALL.len(),
+            |stored| LinearHead::train(stored.vectors, stored.labels, Category::ALL.len(), 1.0),
+            (self.head_cache.as_deref(), "intent"),
         )?;
         self.set_head(head);
         Ok(())

@@ -16,7 +16,7 @@ use crate::domain::{EmotionKind, Risk, Sentiment};
 use crate::embed::Embedder;
 use crate::ingest::{point_id, sync_seed_examples, Document, IngestReport, SEED_TENANT};
 use crate::labelled::{read_labelled_dir, Labelled};
-use crate::stages::head::{fit_stored, LinearHead};
+use crate::stages::head::{fit_stored, LinearHead, Stored};
 use crate::store::Collection;
 
 /// What a labelled risk example tells of.
@@ -74,14 +74,33 @@ pub fn load_risk_examples(dir: &Path) -> anyhow::Result<Vec<RiskExample>> {
 
 const KIND: &str = "risk";
 
+/// The class index everyday messages are trained under: none of the risks,
+/// once those that read as one are left out (`train_risk_head`).
+const EVERYDAY: usize = RiskLabel::ALL.len();
+
+/// Bumped whenever `train_risk_head` changes, so cached heads are retrained.
+const TRAINING_VERSION: u64 = 2;
+
 /// The everyday messages the risk head learns as none of the risks: stored
 /// points `pick` chooses among `candidates`. `pick` is called only when the
 /// head must be trained, so `version` must change whenever it could choose
 /// differently among the same candidates.
 pub struct Background<'a> {
-    pub candidates: Vec<u64>,
+    pub candidates: &'a [u64],
     pub version: u64,
-    pub pick: Box<dyn FnOnce() -> Vec<u64> + 'a>,
+    pub pick: Pick<'a>,
+}
+
+/// Chooses the everyday messages among the candidate point ids.
+pub type Pick<'a> = Box<dyn FnOnce(&[u64]) -> Vec<u64> + 'a>;
+
+/// What storing the risk examples did.
+#[derive(Debug, Default)]
+pub struct RiskIngest {
+    pub report: IngestReport,
+    /// The everyday messages left out of the head's training because they
+    /// read as a risk; empty when a cached head was loaded.
+    pub left_out: Vec<u64>,
 }
 
 /// A linear head on the embedding, trained on the labelled risk examples
@@ -121,7 +140,7 @@ impl RiskReader {
         embedder: &dyn Embedder,
         examples: &[RiskExample],
         background: Background<'_>,
-    ) -> anyhow::Result<IngestReport> {
+    ) -> anyhow::Result<RiskIngest> {
         let documents: Vec<Document> = examples
             .iter()
             .map(|example| {
@@ -130,7 +149,10 @@ impl RiskReader {
             .collect();
         let report = sync_seed_examples(self.collection.as_ref(), embedder, KIND, &documents)?;
         if examples.is_empty() {
-            return Ok(report);
+            return Ok(RiskIngest {
+                report,
+                left_out: Vec::new(),
+            });
         }
         let labelled: Vec<(u64, usize)> = examples
             .iter()
@@ -139,44 +161,61 @@ impl RiskReader {
                 (point_id(SEED_TENANT, &document.key), example.label.index())
             })
             .collect();
-        // What decides the training points: the examples, the candidates and
-        // the version of the choice among them.
+        // What decides the training points: the examples, the candidates,
+        // the version of the choice among them and how everyday messages
+        // are left out.
+        let Background {
+            candidates,
+            version,
+            pick,
+        } = background;
         let basis: Vec<u64> = labelled
             .iter()
             .map(|(id, _)| *id)
-            .chain(background.candidates.iter().copied())
-            .chain([background.version])
+            .chain(candidates.iter().copied())
+            .chain([
+                version,
+                TRAINING_VERSION,
+                u64::from(self.settings.everyday_max_risk.to_bits()),
+            ])
             .collect();
-        self.fit_head(embedder.model_id(), &basis, || {
-            (background.pick)()
+        let left_out = self.fit_head(embedder.model_id(), &basis, || {
+            pick(candidates)
                 .into_iter()
-                .map(|id| (id, RiskLabel::None.index()))
+                .map(|id| (id, EVERYDAY))
                 .chain(labelled)
                 .collect()
         })?;
-        Ok(report)
+        Ok(RiskIngest { report, left_out })
     }
 
     /// The head for the stored points `labelled` gives (point id and label
-    /// index), cached under the fingerprint of `basis` (what decides those
-    /// points) or trained now.
+    /// index, or `EVERYDAY`), cached under the fingerprint of `basis` (what
+    /// decides those points) or trained now. Returns the everyday messages
+    /// training left out.
     fn fit_head(
         &self,
         model_id: &str,
         basis: &[u64],
         labelled: impl FnOnce() -> HashMap<u64, usize>,
-    ) -> anyhow::Result<()> {
-        let balance = self.settings.balance;
+    ) -> anyhow::Result<Vec<u64>> {
+        let settings = &self.settings;
+        let mut left_out = Vec::new();
         let head = fit_stored(
             self.collection.as_ref(),
-            &LinearHead::fingerprint(model_id, balance, basis),
+            &LinearHead::fingerprint(model_id, settings.balance, basis),
             labelled,
-            (RiskLabel::ALL.len(), balance),
-            self.head_cache.as_deref(),
-            "risk",
+            RiskLabel::ALL.len(),
+            |stored| {
+                let (head, out) =
+                    train_risk_head(&stored, settings.balance, settings.everyday_max_risk)?;
+                left_out = out;
+                Ok(head)
+            },
+            (self.head_cache.as_deref(), "risk"),
         )?;
         *self.head.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(head));
-        Ok(())
+        Ok(left_out)
     }
 
     /// The risks the head reads in `vector`: those at least as likely as
@@ -197,6 +236,50 @@ impl RiskReader {
             .filter(|label| probabilities[label.index()] >= self.settings.min_probability)
             .collect()
     }
+}
+
+/// Trains the risk head on `stored`, whose everyday messages (`EVERYDAY`)
+/// count as none of the risks. An everyday message can tell a risk no
+/// phrase names ("someone logged in to my account from Jakarta" is also an
+/// account example): learnt as none, it would teach the head to miss that
+/// very risk. So each half of the everyday messages is read by a head
+/// trained without it, and a message that head gives a risk at least
+/// `max_risk` is left out; the head is then trained on the rest. Returns it
+/// and the point ids left out.
+fn train_risk_head(
+    stored: &Stored<'_>,
+    balance: f32,
+    max_risk: f32,
+) -> anyhow::Result<(LinearHead, Vec<u64>)> {
+    let none = RiskLabel::None.index();
+    let classes = RiskLabel::ALL.len();
+    let everyday = |i: usize| stored.labels[i] == EVERYDAY;
+    let label = |i: usize| if everyday(i) { none } else { stored.labels[i] };
+    let mut keep = vec![true; stored.labels.len()];
+    if max_risk < 1.0 {
+        for half in 0..2 {
+            let (vectors, labels): (Vec<&[f32]>, Vec<usize>) = (0..stored.labels.len())
+                .filter(|&i| !everyday(i) || i % 2 != half)
+                .map(|i| (stored.vectors[i], label(i)))
+                .unzip();
+            let head = LinearHead::train(&vectors, &labels, classes, balance)?;
+            for i in (half..stored.labels.len()).step_by(2) {
+                if everyday(i) && 1.0 - head.probabilities(stored.vectors[i])[none] >= max_risk {
+                    keep[i] = false;
+                }
+            }
+        }
+    }
+    let (vectors, labels): (Vec<&[f32]>, Vec<usize>) = (0..stored.labels.len())
+        .filter(|&i| keep[i])
+        .map(|i| (stored.vectors[i], label(i)))
+        .unzip();
+    let head = LinearHead::train(&vectors, &labels, classes, balance)?;
+    let left_out = (0..stored.labels.len())
+        .filter(|&i| !keep[i])
+        .map(|i| stored.ids[i])
+        .collect();
+    Ok((head, left_out))
 }
 
 /// The payload of a labelled risk example point.
@@ -280,6 +363,7 @@ mod tests {
             min_probability: 0.5,
             balance: 1.0,
             threat_intensity: 0.5,
+            everyday_max_risk: 1.0,
         };
         let reader = RiskReader::new(collection, &settings);
         assert!(
@@ -300,6 +384,46 @@ mod tests {
             ..reader
         };
         assert!(off.risks(&[1.0, 0.0, 0.0]).is_empty());
+    }
+
+    #[test]
+    fn everyday_messages_that_read_as_a_risk_are_left_out_of_training() {
+        // Takeovers along x, everyday messages along z; two everyday
+        // messages (ids 100 and 101) are takeovers told in other words.
+        let mut rows: Vec<(u64, [f32; 3], usize)> = (0..8u64)
+            .map(|j| {
+                (
+                    j,
+                    [1.0, j as f32 * 0.02, 0.0],
+                    RiskLabel::AccountTakeover.index(),
+                )
+            })
+            .chain((0..40u64).map(|j| (10 + j, [0.0, j as f32 * 0.01, 1.0], EVERYDAY)))
+            .collect();
+        rows.push((100, [0.97, 0.05, 0.1], EVERYDAY));
+        rows.push((101, [0.95, 0.1, 0.05], EVERYDAY));
+        rows.sort_by_key(|row| row.0);
+        let ids: Vec<u64> = rows.iter().map(|row| row.0).collect();
+        let vectors: Vec<&[f32]> = rows.iter().map(|row| row.1.as_slice()).collect();
+        let labels: Vec<usize> = rows.iter().map(|row| row.2).collect();
+        let stored = Stored {
+            ids: &ids,
+            vectors: &vectors,
+            labels: &labels,
+        };
+        let takeover = |head: &LinearHead| {
+            head.probabilities(&[0.9, 0.1, 0.1])[RiskLabel::AccountTakeover.index()]
+        };
+        let (cleaned, left_out) = train_risk_head(&stored, 0.0, 0.5).unwrap();
+        assert_eq!(left_out, vec![100, 101]);
+        let (kept_all, none_left_out) = train_risk_head(&stored, 0.0, 1.0).unwrap();
+        assert!(none_left_out.is_empty());
+        assert!(
+            takeover(&cleaned) > takeover(&kept_all),
+            "{} vs {}",
+            takeover(&cleaned),
+            takeover(&kept_all)
+        );
     }
 
     #[test]

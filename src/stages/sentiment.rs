@@ -103,10 +103,10 @@ impl SentimentAnalyzer for LexicalSentiment {
             frustration += phrase_hits(set, EmotionKind::Frustration, &lowered);
         }
         // Threats are read in the sibling language's words too (Malay, Indonesian).
-        let threat: f32 = self
-            .signals
-            .for_risks(language)
-            .into_iter()
+        let threat: f32 = sets
+            .iter()
+            .copied()
+            .chain(self.signals.sibling_set(language))
             .map(|set| phrase_hits(set, EmotionKind::Threat, &lowered))
             .sum();
         let count = |set: &[char]| text.chars().filter(|c| set.contains(c)).count() as f32;
