@@ -95,7 +95,7 @@ pub struct Background<'a> {
 pub type Pick<'a> = Box<dyn FnOnce(&[u64]) -> Vec<u64> + 'a>;
 
 /// What storing the risk examples did.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RiskIngest {
     pub report: IngestReport,
     /// The everyday messages left out of the head's training because they
@@ -252,30 +252,32 @@ fn train_risk_head(
     max_risk: f32,
 ) -> anyhow::Result<(LinearHead, Vec<u64>)> {
     let none = RiskLabel::None.index();
-    let classes = RiskLabel::ALL.len();
+    let count = stored.labels.len();
     let everyday = |i: usize| stored.labels[i] == EVERYDAY;
-    let label = |i: usize| if everyday(i) { none } else { stored.labels[i] };
-    let mut keep = vec![true; stored.labels.len()];
+    // The head on the points `include` admits, everyday messages as none.
+    let train_on = |include: &dyn Fn(usize) -> bool| {
+        let (vectors, labels): (Vec<&[f32]>, Vec<usize>) = (0..count)
+            .filter(|&i| include(i))
+            .map(|i| {
+                let label = if everyday(i) { none } else { stored.labels[i] };
+                (stored.vectors[i], label)
+            })
+            .unzip();
+        LinearHead::train(&vectors, &labels, RiskLabel::ALL.len(), balance)
+    };
+    let mut keep = vec![true; count];
     if max_risk < 1.0 {
         for half in 0..2 {
-            let (vectors, labels): (Vec<&[f32]>, Vec<usize>) = (0..stored.labels.len())
-                .filter(|&i| !everyday(i) || i % 2 != half)
-                .map(|i| (stored.vectors[i], label(i)))
-                .unzip();
-            let head = LinearHead::train(&vectors, &labels, classes, balance)?;
-            for i in (half..stored.labels.len()).step_by(2) {
+            let head = train_on(&|i| !everyday(i) || i % 2 != half)?;
+            for i in (half..count).step_by(2) {
                 if everyday(i) && 1.0 - head.probabilities(stored.vectors[i])[none] >= max_risk {
                     keep[i] = false;
                 }
             }
         }
     }
-    let (vectors, labels): (Vec<&[f32]>, Vec<usize>) = (0..stored.labels.len())
-        .filter(|&i| keep[i])
-        .map(|i| (stored.vectors[i], label(i)))
-        .unzip();
-    let head = LinearHead::train(&vectors, &labels, classes, balance)?;
-    let left_out = (0..stored.labels.len())
+    let head = train_on(&|i| keep[i])?;
+    let left_out = (0..count)
         .filter(|&i| !keep[i])
         .map(|i| stored.ids[i])
         .collect();
