@@ -85,21 +85,43 @@ const MULTIPLIERS: &[(&str, f64)] = &[
     ("千", 1e3),
 ];
 
+/// Multiplier words written after a number, whichever side its currency
+/// stands: "Rp 12 juta", "RM 2k", "R$ 3 mil", "4 tys. zł". Longer
+/// spellings come first so they win.
+const WORD_MULTIPLIERS: &[(&str, f64)] = &[
+    ("million", 1e6),
+    ("juta", 1e6),
+    ("ribu", 1e3),
+    ("tys.", 1e3),
+    ("tys", 1e3),
+    ("mln", 1e6),
+    ("mio", 1e6),
+    ("mil", 1e3),
+    ("jt", 1e6),
+    ("rb", 1e3),
+    ("k", 1e3),
+];
+
 static AMOUNT: LazyLock<Regex> = LazyLock::new(|| {
     let symbols = CURRENCIES
         .iter()
         .map(|(symbol, _)| regex::escape(symbol))
         .collect::<Vec<_>>()
         .join("|");
-    let multipliers = MULTIPLIERS
-        .iter()
-        .map(|(m, _)| regex::escape(m))
-        .collect::<Vec<_>>()
-        .join("|");
+    let alternatives = |table: &[(&str, f64)]| {
+        table
+            .iter()
+            .map(|(m, _)| regex::escape(m))
+            .collect::<Vec<_>>()
+            .join("|")
+    };
+    let multipliers = alternatives(MULTIPLIERS);
+    let words = alternatives(WORD_MULTIPLIERS);
     // A symbol directly before the number, or one after it; a word symbol
-    // must not be glued to letters ("rm" in "firm", "tl" in "title").
+    // or multiplier must not be glued to letters ("rm" in "firm", "tl" in
+    // "title", "k" in "kit").
     Regex::new(&format!(
-        r"(?i)(?:^|[^\p{{L}}])(?P<pre>{symbols})\s?(?P<n1>{NUMBER})|(?P<n2>{NUMBER})\s?(?P<mult>{multipliers})?\s?(?P<post>{symbols})(?:$|[^\p{{Latin}}])"
+        r"(?i)(?:^|[^\p{{L}}])(?P<pre>{symbols})\s?(?P<n1>{NUMBER})(?:\s?(?P<word1>{words})(?:$|[^\p{{L}}]))?|(?P<n2>{NUMBER})\s?(?:(?P<mult>{multipliers})|(?P<word2>{words})\s)?\s?(?P<post>{symbols})(?:$|[^\p{{Latin}}])"
     ))
     .expect("the amount pattern compiles")
 });
@@ -114,10 +136,17 @@ pub fn largest_amount(text: &str) -> Option<Money> {
                 (None, Some(number)) => (number.as_str(), found.name("post")?.as_str()),
                 (None, None) => return None,
             };
-            let multiplier = found
-                .name("mult")
-                .and_then(|m| MULTIPLIERS.iter().find(|(word, _)| *word == m.as_str()))
-                .map_or(1.0, |(_, factor)| *factor);
+            let factor = |table: &[(&str, f64)], name: &str| {
+                let written = found.name(name)?.as_str().to_lowercase();
+                table
+                    .iter()
+                    .find(|(word, _)| *word == written)
+                    .map(|(_, factor)| *factor)
+            };
+            let multiplier = factor(MULTIPLIERS, "mult")
+                .or_else(|| factor(WORD_MULTIPLIERS, "word1"))
+                .or_else(|| factor(WORD_MULTIPLIERS, "word2"))
+                .unwrap_or(1.0);
             let lowered = symbol.to_lowercase();
             let currency = CURRENCIES.iter().find(|(s, _)| *s == lowered)?.1;
             Some(Money {
@@ -176,6 +205,22 @@ mod tests {
             amount("$25 shipping and $480 total"),
             Some((480.0, "USD".into()))
         );
+    }
+
+    #[test]
+    fn multiplier_words_after_the_number_count() {
+        let idr = |n: f64| Some((n, "IDR".to_string()));
+        assert_eq!(amount("Totalnya sekitar Rp 12 juta buat laptop"), idr(12e6));
+        assert_eq!(amount("udah bayar Rp12jt"), idr(12e6));
+        assert_eq!(amount("ongkir Rp 500rb, mahal"), idr(500e3));
+        assert_eq!(amount("harganya 12 juta rupiah"), idr(12e6));
+        assert_eq!(amount("paid RM 2k for it"), Some((2000.0, "MYR".into())));
+        assert_eq!(amount("a $1.5k camera"), Some((1500.0, "USD".into())));
+        assert_eq!(amount("paguei R$ 3 mil"), Some((3000.0, "BRL".into())));
+        assert_eq!(amount("za 4 tys. zł"), Some((4000.0, "PLN".into())));
+        // A word glued to letters is no multiplier: "$5 kit" is five dollars.
+        assert_eq!(amount("a $5 kit"), Some((5.0, "USD".into())));
+        assert_eq!(amount("5 kr per month"), Some((5.0, "SEK".into())));
     }
 
     #[test]

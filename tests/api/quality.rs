@@ -595,6 +595,29 @@ fn twentieth_hold_out_set_holds_its_figures() {
 }
 
 #[test]
+fn twenty_first_hold_out_set_holds_its_figures() {
+    // Session 15: 624 rows by two more writers, from set 20's brief plus
+    // threats in each marketplace's own words buried in long polite
+    // messages, and routine delivery questions. Measured blind on session
+    // 14's build: macro-F1 0.940, P1 0.947 / 0.811, auto-reply 1.000 /
+    // 0.577, ECE 0.028, polarity 0.949 (French 0.88), lowest language
+    // Japanese 0.878. Its misses were then read.
+    check(
+        "eval-multilingual-holdout-21.jsonl",
+        &Floors {
+            macro_f1: 0.91,
+            language_macro_f1: 0.84,
+            p1_recall: 0.93,
+            auto_reply_precision: 0.97,
+            auto_reply_coverage: 0.52,
+            ece: 0.05,
+            polarity: 0.92,
+            language_polarity: 0.82,
+        },
+    );
+}
+
+#[test]
 fn an_evaluated_sentiment_example_is_refused_only_where_polarity_is_measured() {
     // A shipped neutral sentiment example (knowledge-base/sentiment/en.toml),
     // not an intent example.
