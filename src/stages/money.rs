@@ -95,7 +95,6 @@ const WORD_MULTIPLIERS: &[(&str, f64)] = &[
     ("tys.", 1e3),
     ("tys", 1e3),
     ("mln", 1e6),
-    ("mio", 1e6),
     ("mil", 1e3),
     ("jt", 1e6),
     ("rb", 1e3),
@@ -218,8 +217,10 @@ mod tests {
         assert_eq!(amount("a $1.5k camera"), Some((1500.0, "USD".into())));
         assert_eq!(amount("paguei R$ 3 mil"), Some((3000.0, "BRL".into())));
         assert_eq!(amount("za 4 tys. zł"), Some((4000.0, "PLN".into())));
-        // A word glued to letters is no multiplier: "$5 kit" is five dollars.
+        // A word glued to letters is no multiplier: "$5 kit" is five dollars;
+        // nor is a word a multiplier in another language ("mio" is "my").
         assert_eq!(amount("a $5 kit"), Some((5.0, "USD".into())));
+        assert_eq!(amount("€80 mio marito dice"), Some((80.0, "EUR".into())));
         assert_eq!(amount("5 kr per month"), Some((5.0, "SEK".into())));
     }
 
