@@ -101,19 +101,17 @@ const WORD_MULTIPLIERS: &[(&str, f64)] = &[
     ("k", 1e3),
 ];
 
-static AMOUNT: LazyLock<Regex> = LazyLock::new(|| {
-    let symbols = CURRENCIES
+/// The words of `table` as alternatives of a pattern.
+fn alternatives<T>(table: &[(&str, T)]) -> String {
+    table
         .iter()
-        .map(|(symbol, _)| regex::escape(symbol))
+        .map(|(word, _)| regex::escape(word))
         .collect::<Vec<_>>()
-        .join("|");
-    let alternatives = |table: &[(&str, f64)]| {
-        table
-            .iter()
-            .map(|(m, _)| regex::escape(m))
-            .collect::<Vec<_>>()
-            .join("|")
-    };
+        .join("|")
+}
+
+static AMOUNT: LazyLock<Regex> = LazyLock::new(|| {
+    let symbols = alternatives(CURRENCIES);
     let multipliers = alternatives(MULTIPLIERS);
     let words = alternatives(WORD_MULTIPLIERS);
     // A symbol directly before the number, or one after it; a word symbol
