@@ -267,7 +267,7 @@ pub fn evaluate(
             .iter()
             .zip(&seed_vectors)
             .enumerate()
-            .map(|(i, (seed, v))| example_point(point_id("seed", &i.to_string()), v, seed.category))
+            .map(|(i, (seed, v))| example_point(point_id("seed", &i.to_string()), v, seed.label))
             .collect();
         points.extend(
             rows.iter()
@@ -289,7 +289,7 @@ pub fn evaluate(
         let (head_vectors, head_labels): (Vec<&[f32]>, Vec<Category>) = seeds
             .iter()
             .zip(&seed_vectors)
-            .map(|(seed, v)| (v.as_slice(), seed.category))
+            .map(|(seed, v)| (v.as_slice(), seed.label))
             .chain(
                 rows.iter()
                     .zip(&vectors)

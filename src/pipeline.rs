@@ -336,7 +336,7 @@ impl Pipeline {
                 if left_out.contains(id) {
                     debug!(
                         language = %example.language,
-                        intent = example.category.as_str(),
+                        intent = example.label.as_str(),
                         text = %example.text,
                         "intent example read as a risk, left out of the risk head's training"
                     );

@@ -17,18 +17,13 @@ use crate::domain::{Category, EmotionKind, Inquiry, IntentGuess, Polarity, Risk,
 use crate::embed::Embedder;
 use crate::feedback::CORRECTION;
 use crate::ingest::{point_id, sync_seed_examples, Document, IngestReport, SEED_TENANT};
-use crate::labelled::{files_in, LabelledFile};
+use crate::labelled::{files_in, Labelled, LabelledFile};
 use crate::signals::Signals;
 use crate::stages::head::{fit_stored, LinearHead};
 use crate::store::{Collection, Filter, ScoredPoint};
 
 /// One labelled example inquiry.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Example {
-    pub language: String,
-    pub category: Category,
-    pub text: String,
-}
+pub type Example = Labelled<Category>;
 
 /// Reads every `<lang>.toml` and labelled `*.csv` of examples in `dir`.
 pub fn load_examples(dir: &Path) -> anyhow::Result<Vec<Example>> {
@@ -41,7 +36,7 @@ pub fn load_examples(dir: &Path) -> anyhow::Result<Vec<Example>> {
                     .into_iter()
                     .map(|row| Example {
                         language: row.language.unwrap_or_else(|| "en".to_string()),
-                        category: row.category,
+                        label: row.category,
                         text: row.text,
                     }),
             );
@@ -53,7 +48,7 @@ pub fn load_examples(dir: &Path) -> anyhow::Result<Vec<Example>> {
                 .with_context(|| format!("unknown category {name:?} in {}", path.display()))?;
             examples.extend(texts.into_iter().map(|text| Example {
                 language: file.language.clone(),
-                category,
+                label: category,
                 text,
             }));
         }
@@ -200,7 +195,7 @@ impl KnnIntentClassifier {
 /// The key an example is stored under (its point id is the seed tenant's
 /// id for this key).
 pub fn example_key(example: &Example) -> String {
-    format!("{}/{}/{}", example.language, example.category, example.text)
+    format!("{}/{}/{}", example.language, example.label, example.text)
 }
 
 /// A head over the categories, trained on `vectors` labelled `labels`.
@@ -317,7 +312,7 @@ impl IntentClassifier for KnnIntentClassifier {
                 key: example_key(example),
                 text: example.text.clone(),
                 language: example.language.clone(),
-                payload: example_payload(example.category),
+                payload: example_payload(example.label),
             })
             .collect();
         let report = sync_seed_examples(self.collection.as_ref(), embedder, "example", &documents)?;
@@ -326,10 +321,7 @@ impl IntentClassifier for KnnIntentClassifier {
                 .iter()
                 .zip(&documents)
                 .map(|(example, document)| {
-                    (
-                        point_id(SEED_TENANT, &document.key),
-                        example.category.index(),
-                    )
+                    (point_id(SEED_TENANT, &document.key), example.label.index())
                 })
                 .collect();
             self.fit_head(embedder.model_id(), labelled)?;
