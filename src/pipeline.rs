@@ -502,7 +502,7 @@ impl Pipeline {
             .order
             .as_ref()
             .and_then(|order| order.value.clone())
-            .or_else(|| largest_amount(text));
+            .or_else(|| largest_amount(text, language));
         if let Some(value) = value {
             let marks = &self.settings.tier.high_order_value;
             if marks

@@ -47,6 +47,7 @@ const CURRENCIES: &[(&str, &str)] = &[
     ("원", "KRW"),
     ("₩", "KRW"),
     ("¥", "JPY"),
+    ("￥", "JPY"),
     ("rupiah", "IDR"),
     ("idr", "IDR"),
     ("rp", "IDR"),
@@ -115,16 +116,27 @@ static AMOUNT: LazyLock<Regex> = LazyLock::new(|| {
     let multipliers = alternatives(MULTIPLIERS);
     let words = alternatives(WORD_MULTIPLIERS);
     // A symbol directly before the number, or one after it; a word symbol
-    // or multiplier must not be glued to letters ("rm" in "firm", "tl" in
-    // "title", "k" in "kit").
+    // or multiplier must not be glued to Latin letters ("rm" in "firm", "tl"
+    // in "title", "k" in "kit"), while CJK text runs on into a symbol
+    // ("订单金额¥23,600").
     Regex::new(&format!(
-        r"(?i)(?:^|[^\p{{L}}])(?P<pre>{symbols})\s?(?P<n1>{NUMBER})(?:\s?(?P<word1>{words})(?:$|[^\p{{L}}]))?|(?P<n2>{NUMBER})\s?(?:(?P<mult>{multipliers})|(?P<word2>{words})\s)?\s?(?P<post>{symbols})(?:$|[^\p{{Latin}}])"
+        r"(?i)(?:^|[^\p{{Latin}}])(?P<pre>{symbols})\s?(?P<n1>{NUMBER})(?:\s?(?P<word1>{words})(?:$|[^\p{{L}}]))?|(?P<n2>{NUMBER})\s?(?:(?P<mult>{multipliers})|(?P<word2>{words})\s)?\s?(?P<post>{symbols})(?:$|[^\p{{Latin}}])"
     ))
     .expect("the amount pattern compiles")
 });
 
-/// The largest amount of money named in `text`, if any.
-pub fn largest_amount(text: &str) -> Option<Money> {
+/// The currency the yen sign stands for in `language`: Chinese writes yuan
+/// with it ("¥12,999", "￥299").
+fn yen_sign(language: &str) -> &'static str {
+    if language == "zh" {
+        "CNY"
+    } else {
+        "JPY"
+    }
+}
+
+/// The largest amount of money named in `text`, written in `language`, if any.
+pub fn largest_amount(text: &str, language: &str) -> Option<Money> {
     AMOUNT
         .captures_iter(text)
         .filter_map(|found| {
@@ -145,7 +157,10 @@ pub fn largest_amount(text: &str) -> Option<Money> {
                 .or_else(|| factor(WORD_MULTIPLIERS, "word2"))
                 .unwrap_or(1.0);
             let lowered = symbol.to_lowercase();
-            let currency = CURRENCIES.iter().find(|(s, _)| *s == lowered)?.1;
+            let currency = match lowered.as_str() {
+                "¥" | "￥" => yen_sign(language),
+                _ => CURRENCIES.iter().find(|(s, _)| *s == lowered)?.1,
+            };
             Some(Money {
                 amount: parse_number(number)? * multiplier,
                 currency: currency.to_string(),
@@ -178,7 +193,7 @@ mod tests {
     use super::*;
 
     fn amount(text: &str) -> Option<(f64, String)> {
-        largest_amount(text).map(|m| (m.amount, m.currency))
+        largest_amount(text, "").map(|m| (m.amount, m.currency))
     }
 
     #[test]
@@ -220,6 +235,25 @@ mod tests {
         assert_eq!(amount("a $5 kit"), Some((5.0, "USD".into())));
         assert_eq!(amount("€80 mio marito dice"), Some((80.0, "EUR".into())));
         assert_eq!(amount("5 kr per month"), Some((5.0, "SEK".into())));
+    }
+
+    #[test]
+    fn the_yen_sign_is_yuan_in_chinese() {
+        let written = |text: &str, language: &str| {
+            largest_amount(text, language).map(|m| (m.amount, m.currency))
+        };
+        assert_eq!(
+            written("这台相机 ¥12,999，可以分期吗", "zh"),
+            Some((12999.0, "CNY".into()))
+        );
+        assert_eq!(
+            written("订单金额￥23,600", "zh"),
+            Some((23600.0, "CNY".into()))
+        );
+        assert_eq!(
+            written("ホイール（¥128,000）です", "ja"),
+            Some((128_000.0, "JPY".into()))
+        );
     }
 
     #[test]

@@ -115,10 +115,16 @@ impl SentimentAnalyzer for LexicalSentiment {
         let exclamations = text.matches(['!', '！']).count() as f32;
         let shouting = shouted_words(text) as f32;
 
-        let anger = anger
-            + count(ANGRY_EMOJI)
-            + 0.5 * shouting.min(3.0)
-            + if exclamations >= 3.0 { 0.5 } else { 0.0 };
+        // Three exclamation marks are emphasis; runs of marks, with nothing
+        // kind said, are fury ("转人工！！！别再给我发自动回复了！！！",
+        // "你们是不是有病？？？…破的！！！").
+        let emphasis: f32 = if exclamations >= 3.0 { 0.5 } else { 0.0 };
+        let runs = if positive == 0.0 {
+            0.5 * (emphatic_runs(text) as f32).min(2.0)
+        } else {
+            0.0
+        };
+        let anger = anger + count(ANGRY_EMOJI) + 0.5 * shouting.min(3.0) + emphasis.max(runs);
         let anxiety = anxiety + count(ANXIOUS_EMOJI);
         // Emotions that are not neutral weigh on the polarity too.
         negative += 0.7 * (anger + frustration) + threat + 0.3 * anxiety;
@@ -151,6 +157,14 @@ impl SentimentAnalyzer for LexicalSentiment {
             emotions,
         }
     }
+}
+
+/// Runs of three or more exclamation or question marks ("!!!", "?!?",
+/// "？？？").
+fn emphatic_runs(text: &str) -> usize {
+    text.split(|c: char| !matches!(c, '!' | '！' | '?' | '？'))
+        .filter(|run| run.chars().count() >= 3)
+        .count()
 }
 
 /// Words of three or more letters written in capitals, when the text is not
@@ -440,6 +454,18 @@ mod tests {
                 "{text} in {language}"
             );
         }
+    }
+
+    #[test]
+    fn runs_of_exclamation_marks_are_anger_unless_something_kind_is_said() {
+        assert_eq!(emphatic_runs("转人工！！！别再给我发自动回复了！！！"), 2);
+        assert_eq!(emphatic_runs("What?!? Why?! Now!"), 1);
+        assert_eq!(emphatic_runs("Where is it??? Hello???"), 2);
+        let sentiment = lexical();
+        let anger = |text: &str| sentiment.analyze(text, "en").emotion(EmotionKind::Anger);
+        assert!(anger("Stop sending me bots!!! Get me a person!!!") >= 0.4);
+        assert!(anger("Get me a person! Now! Please!") < 0.4);
+        assert!(anger("Thank you!!! Love it!!!") < 0.4);
     }
 
     #[test]
