@@ -46,6 +46,7 @@ const CURRENCIES: &[(&str, &str)] = &[
     ("won", "KRW"),
     ("원", "KRW"),
     ("₩", "KRW"),
+    // Yen, except in Chinese, where `yen_sign` reads it as yuan.
     ("¥", "JPY"),
     ("￥", "JPY"),
     ("rupiah", "IDR"),
@@ -157,9 +158,11 @@ pub fn largest_amount(text: &str, language: &str) -> Option<Money> {
                 .or_else(|| factor(WORD_MULTIPLIERS, "word2"))
                 .unwrap_or(1.0);
             let lowered = symbol.to_lowercase();
-            let currency = match lowered.as_str() {
-                "¥" | "￥" => yen_sign(language),
-                _ => CURRENCIES.iter().find(|(s, _)| *s == lowered)?.1,
+            let currency = CURRENCIES.iter().find(|(s, _)| *s == lowered)?.1;
+            let currency = if currency == "JPY" && matches!(lowered.as_str(), "¥" | "￥") {
+                yen_sign(language)
+            } else {
+                currency
             };
             Some(Money {
                 amount: parse_number(number)? * multiplier,
