@@ -20,8 +20,8 @@ use firstreply::pipeline::Pipeline;
 use firstreply::stages::intent::IntentQuery;
 
 const CORPUS: [&str; 2] = [
-    include_str!("../tests/data/eval-multilingual.jsonl"),
-    include_str!("../tests/data/eval-multilingual-holdout.jsonl"),
+    include_str!("../knowledge-base/intents/sets/eval-multilingual.jsonl"),
+    include_str!("../knowledge-base/intents/sets/eval-multilingual-holdout.jsonl"),
 ];
 
 /// Embedding batch size measured besides single texts.

@@ -253,9 +253,9 @@ pub fn evaluate(
             folds: 1,
         });
     }
-    let seed_texts: Vec<&str> = seeds.iter().map(|s| s.text.as_str()).collect();
-    // Examples are stored as queries too (see KnnIntentClassifier).
-    let seed_vectors = pipeline.embedder().embed(&seed_texts, TextKind::Query)?;
+    let seed_vectors = pipeline
+        .classifier()
+        .example_vectors(pipeline.embedder(), &seeds)?;
     let dir = tempfile::tempdir()?;
     let mut predictions = Vec::with_capacity(rows.len());
     for fold in 0..folds.max(1) {

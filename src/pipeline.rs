@@ -36,14 +36,14 @@ use crate::signals::Signals;
 use crate::stages::compose::{AckInput, AutoReplyInput, Composer};
 use crate::stages::decide::{decide, DecideInput, DecideRules, Decision};
 use crate::stages::intent::{
-    assign_tier, example_key, load_examples, IntentClassifier, IntentQuery, KeywordHits,
-    KnnIntentClassifier,
+    assign_tier, example_key, load_examples, urgent_example_texts, Example, IntentClassifier,
+    IntentQuery, KeywordHits, KnnIntentClassifier,
 };
 use crate::stages::knowledge::{
     load_articles, ApprovedAnswer, Article, KnowledgeBase, SearchRequest,
 };
 use crate::stages::language::{LanguageDetector, LanguageHints, LinguaDetector};
-use crate::stages::money::largest_amount;
+use crate::stages::money::{amounts, reaches_mark};
 use crate::stages::normalize::{NormalizeError, Normalizer, TextNormalizer};
 use crate::stages::risk::{
     load_risk_examples, with_read_risks, with_read_threat, Background, RiskReader,
@@ -280,7 +280,8 @@ impl Pipeline {
     }
 
     fn ingest_examples(&self) -> anyhow::Result<()> {
-        let intent_examples = load_examples(&self.settings.knowledge_dir.join("intents"))?;
+        let intents_dir = self.settings.knowledge_dir.join("intents");
+        let intent_examples = load_examples(&intents_dir)?;
         let report = self
             .classifier
             .ingest_examples(self.embedder.as_ref(), &intent_examples)?;
@@ -299,7 +300,13 @@ impl Pipeline {
         // The intent examples no phrase list reads a risk in are everyday
         // messages: what the risk head learns to tell a risk from. Reading
         // them all takes about half a second, so only to train the head.
-        let candidates: Vec<u64> = intent_examples
+        // Those labelled urgent may tell a risk in words no list has.
+        let urgent = urgent_example_texts(&intents_dir)?;
+        let everyday: Vec<&Example> = intent_examples
+            .iter()
+            .filter(|example| !urgent.contains(&example.text))
+            .collect();
+        let candidates: Vec<u64> = everyday
             .iter()
             .map(|example| point_id(SEED_TENANT, &example_key(example)))
             .collect();
@@ -307,7 +314,7 @@ impl Pipeline {
             candidates: &candidates,
             version: self.signals.urgent_risk_version(),
             pick: Box::new(|candidates| {
-                intent_examples
+                everyday
                     .iter()
                     .zip(candidates)
                     .filter(|(example, _)| {
@@ -325,14 +332,14 @@ impl Pipeline {
             .ingest(self.embedder.as_ref(), &examples, background)?;
         info!(
             examples = examples.len(),
-            background_candidates = intent_examples.len(),
+            background_candidates = candidates.len(),
             left_out = ingest.left_out.len(),
             report = ?ingest.report,
             "risk examples up to date"
         );
         if tracing::enabled!(tracing::Level::DEBUG) {
             let left_out: HashSet<u64> = ingest.left_out.into_iter().collect();
-            for (example, id) in intent_examples.iter().zip(&candidates) {
+            for (example, id) in everyday.iter().zip(&candidates) {
                 if left_out.contains(id) {
                     debug!(
                         language = %example.language,
@@ -498,19 +505,21 @@ impl Pipeline {
         if inquiry.customer.repeat_buyer {
             risks.push(Risk::RepeatCustomer);
         }
-        let value = inquiry
+        let marks = &self.settings.tier.high_order_value;
+        let high_value = match inquiry
             .order
             .as_ref()
-            .and_then(|order| order.value.clone())
-            .or_else(|| largest_amount(text, language));
-        if let Some(value) = value {
-            let marks = &self.settings.tier.high_order_value;
-            if marks
-                .get(&value.currency)
-                .is_some_and(|mark| value.amount >= *mark)
-            {
-                risks.push(Risk::HighValue);
-            }
+            .and_then(|order| order.value.as_ref())
+        {
+            Some(value) => reaches_mark(value, marks),
+            // Each written amount against its own currency's mark: the
+            // largest number may be the smallest sum ("$600 … ¥5,000").
+            None => amounts(text, language)
+                .iter()
+                .any(|value| reaches_mark(value, marks)),
+        };
+        if high_value {
+            risks.push(Risk::HighValue);
         }
         risks.sort();
         risks.dedup();

@@ -22,8 +22,8 @@ use tonic::transport::{Channel, Endpoint};
 
 /// The built-in corpus: the two multilingual evaluation sets (624 inquiries in 13 languages).
 const CORPUS: [&str; 2] = [
-    include_str!("../../tests/data/eval-multilingual.jsonl"),
-    include_str!("../../tests/data/eval-multilingual-holdout.jsonl"),
+    include_str!("../../knowledge-base/intents/sets/eval-multilingual.jsonl"),
+    include_str!("../../knowledge-base/intents/sets/eval-multilingual-holdout.jsonl"),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -5,7 +5,7 @@
 //! lexical keywords; the tier starts from the category and
 //! is raised for threats, anger and VIP buyers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::config::TierSettings;
 use crate::domain::{Category, EmotionKind, Inquiry, IntentGuess, Polarity, Risk, Sentiment, Tier};
-use crate::embed::Embedder;
+use crate::embed::{Embedder, TextKind};
 use crate::feedback::CORRECTION;
 use crate::ingest::{point_id, sync_seed_examples, Document, IngestReport, SEED_TENANT};
 use crate::labelled::{files_in, Labelled, LabelledFile};
@@ -25,36 +25,68 @@ use crate::store::{Collection, Filter, ScoredPoint};
 /// One labelled example inquiry.
 pub type Example = Labelled<Category>;
 
-/// Reads every `<lang>.toml` and labelled `*.csv` of examples in `dir`.
+/// Reads every `<lang>.toml` and labelled `*.csv` or `*.jsonl` of examples
+/// in `dir` and in its `sets` folder (evaluation sets, once read, teach).
 pub fn load_examples(dir: &Path) -> anyhow::Result<Vec<Example>> {
+    Ok(read_examples(dir)?
+        .into_iter()
+        .map(|(example, _)| example)
+        .collect())
+}
+
+/// The texts of the examples labelled urgent (P1) in their files: they may
+/// tell a threat, a hazard or a taken-over account, so they are not
+/// everyday messages for the risk head.
+pub fn urgent_example_texts(dir: &Path) -> anyhow::Result<HashSet<String>> {
+    Ok(read_examples(dir)?
+        .into_iter()
+        .filter(|(_, tier)| *tier == Some(Tier::P1Urgent))
+        .map(|(example, _)| example.text)
+        .collect())
+}
+
+/// The examples in `dir` and `dir/sets`, with the tier of those labelled
+/// with one.
+fn read_examples(dir: &Path) -> anyhow::Result<Vec<(Example, Option<Tier>)>> {
+    let mut paths = files_in(dir, &["toml", "csv", "jsonl"])?;
+    let sets = dir.join(SETS);
+    if sets.is_dir() {
+        paths.extend(files_in(&sets, &["csv", "jsonl"])?);
+    }
     let mut examples = Vec::new();
-    for path in files_in(dir, &["toml", "csv"])? {
-        if path.extension().is_some_and(|ext| ext == "csv") {
-            // Labelled CSV (`text`/`instruction`, `category`/`intent`, `language`), English by default.
-            examples.extend(
-                crate::eval::read_labelled(&path)?
-                    .into_iter()
-                    .map(|row| Example {
-                        language: row.language.unwrap_or_else(|| "en".to_string()),
-                        label: row.category,
-                        text: row.text,
-                    }),
-            );
+    for path in paths {
+        if path.extension().is_some_and(|ext| ext != "toml") {
+            // Labelled rows (`text`/`instruction`, `category`/`intent`,
+            // `language`, `tier`), English by default.
+            examples.extend(crate::eval::read_labelled(&path)?.into_iter().map(|row| {
+                let example = Example {
+                    language: row.language.unwrap_or_else(|| "en".to_string()),
+                    label: row.category,
+                    text: row.text,
+                };
+                (example, row.tier)
+            }));
             continue;
         }
         let file = LabelledFile::read(&path)?;
         for (name, texts) in file.examples {
             let category = Category::parse(&name)
                 .with_context(|| format!("unknown category {name:?} in {}", path.display()))?;
-            examples.extend(texts.into_iter().map(|text| Example {
-                language: file.language.clone(),
-                label: category,
-                text,
+            examples.extend(texts.into_iter().map(|text| {
+                let example = Example {
+                    language: file.language.clone(),
+                    label: category,
+                    text,
+                };
+                (example, None)
             }));
         }
     }
     Ok(examples)
 }
+
+/// The folder of labelled inquiry sets among the examples.
+const SETS: &str = "sets";
 
 /// What the classifier sees of an inquiry.
 #[derive(Debug, Clone, Copy)]
@@ -101,6 +133,13 @@ pub trait IntentClassifier: Send + Sync {
         embedder: &dyn Embedder,
         examples: &[Example],
     ) -> anyhow::Result<IngestReport>;
+    /// The embeddings of `examples`, in order: the stored ones where they
+    /// are stored, the others embedded now.
+    fn example_vectors(
+        &self,
+        embedder: &dyn Embedder,
+        examples: &[Example],
+    ) -> anyhow::Result<Vec<Vec<f32>>>;
 }
 
 /// Nearest-neighbour vote over labelled examples and a linear head trained on
@@ -327,6 +366,43 @@ impl IntentClassifier for KnnIntentClassifier {
             self.fit_head(embedder.model_id(), labelled)?;
         }
         Ok(report)
+    }
+
+    fn example_vectors(
+        &self,
+        embedder: &dyn Embedder,
+        examples: &[Example],
+    ) -> anyhow::Result<Vec<Vec<f32>>> {
+        let ids: Vec<u64> = examples
+            .iter()
+            .map(|example| point_id(SEED_TENANT, &example_key(example)))
+            .collect();
+        let mut stored: HashMap<u64, Vec<f32>> = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(1024) {
+            stored.extend(self.collection.dense_vectors(chunk)?);
+        }
+        let missing: Vec<&str> = examples
+            .iter()
+            .zip(&ids)
+            .filter(|(_, id)| !stored.contains_key(id))
+            .map(|(example, _)| example.text.as_str())
+            .collect();
+        // Examples are stored as queries (see `sync_seed_examples`).
+        let mut embedded = if missing.is_empty() {
+            Vec::new()
+        } else {
+            embedder.embed(&missing, TextKind::Query)?
+        }
+        .into_iter();
+        ids.iter()
+            .map(|id| match stored.get(id) {
+                // An example may be listed twice (the same text in two sets).
+                Some(vector) => Ok(vector.clone()),
+                None => embedded
+                    .next()
+                    .context("the embedder returned fewer vectors than texts"),
+            })
+            .collect()
     }
 }
 

@@ -1,6 +1,7 @@
 //! Amounts of money a buyer writes ("I paid 640 €", "1 899 zł", "40만원"),
 //! for the high-value tier raise when the caller sends no order value.
 
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -136,8 +137,8 @@ fn yen_sign(language: &str) -> &'static str {
     }
 }
 
-/// The largest amount of money named in `text`, written in `language`, if any.
-pub fn largest_amount(text: &str, language: &str) -> Option<Money> {
+/// The amounts of money named in `text`, written in `language`, in order.
+pub fn amounts(text: &str, language: &str) -> Vec<Money> {
     AMOUNT
         .captures_iter(text)
         .filter_map(|found| {
@@ -169,7 +170,15 @@ pub fn largest_amount(text: &str, language: &str) -> Option<Money> {
                 currency: currency.to_string(),
             })
         })
-        .max_by(|a, b| a.amount.total_cmp(&b.amount))
+        .collect()
+}
+
+/// Whether `value` reaches the mark set for its currency in `marks`; a
+/// currency with no mark reaches none.
+pub fn reaches_mark(value: &Money, marks: &BTreeMap<String, f64>) -> bool {
+    marks
+        .get(&value.currency)
+        .is_some_and(|mark| value.amount >= *mark)
 }
 
 /// "1 899,99", "1.899", "1,299.00", "45000": a separator followed by exactly
@@ -195,8 +204,16 @@ fn parse_number(written: &str) -> Option<f64> {
 mod tests {
     use super::*;
 
+    /// The largest amount in `text`.
     fn amount(text: &str) -> Option<(f64, String)> {
-        largest_amount(text, "").map(|m| (m.amount, m.currency))
+        written(text, "")
+    }
+
+    fn written(text: &str, language: &str) -> Option<(f64, String)> {
+        amounts(text, language)
+            .into_iter()
+            .max_by(|a, b| a.amount.total_cmp(&b.amount))
+            .map(|m| (m.amount, m.currency))
     }
 
     #[test]
@@ -242,9 +259,6 @@ mod tests {
 
     #[test]
     fn the_yen_sign_is_yuan_in_chinese() {
-        let written = |text: &str, language: &str| {
-            largest_amount(text, language).map(|m| (m.amount, m.currency))
-        };
         assert_eq!(
             written("这台相机 ¥12,999，可以分期吗", "zh"),
             Some((12999.0, "CNY".into()))
@@ -257,6 +271,24 @@ mod tests {
             written("ホイール（¥128,000）です", "ja"),
             Some((128_000.0, "JPY".into()))
         );
+    }
+
+    #[test]
+    fn each_amount_is_held_to_its_own_currency_mark() {
+        let marks: BTreeMap<String, f64> =
+            [("USD".to_string(), 300.0), ("JPY".to_string(), 45000.0)]
+                .into_iter()
+                .collect();
+        let high = |text: &str, language: &str| {
+            amounts(text, language)
+                .iter()
+                .any(|value| reaches_mark(value, &marks))
+        };
+        // The larger number (5,000 yen) is the smaller sum.
+        assert!(high("The lens was $600, the hood another ¥5,000", "en"));
+        assert!(!high("$250 for the lens and ¥40,000 for the bag", "en"));
+        // No mark for the currency: not high, however large.
+        assert!(!high("Sudah bayar Rp 48.000.000", "id"));
     }
 
     #[test]
