@@ -731,7 +731,8 @@ fn twenty_sixth_hold_out_set_holds_its_figures() {
     // auto-reply 0.974 / 0.481 (77 replies, two wrong), ECE 0.045 (session
     // 15's build: P1 0.879, auto-reply 0.976 / 0.519). Session 17 (read
     // sets teaching, urgent 0.1, risk 0.1): macro-F1 0.932, P1 0.929 /
-    // 0.813, auto-reply 0.976 / 0.532 (two wrong). Not read yet.
+    // 0.813, auto-reply 0.976 / 0.532 (two wrong). Its P1 misses were read
+    // after that measure.
     check(
         "eval-multilingual-holdout-26.jsonl",
         &Floors {
