@@ -36,8 +36,8 @@ use crate::signals::Signals;
 use crate::stages::compose::{AckInput, AutoReplyInput, Composer};
 use crate::stages::decide::{decide, DecideInput, DecideRules, Decision};
 use crate::stages::intent::{
-    assign_tier, example_key, load_examples, urgent_example_texts, Example, IntentClassifier,
-    IntentQuery, KeywordHits, KnnIntentClassifier,
+    assign_tier, example_key, load_tiered_examples, Example, IntentClassifier, IntentQuery,
+    KeywordHits, KnnIntentClassifier,
 };
 use crate::stages::knowledge::{
     load_articles, ApprovedAnswer, Article, KnowledgeBase, SearchRequest,
@@ -281,7 +281,9 @@ impl Pipeline {
 
     fn ingest_examples(&self) -> anyhow::Result<()> {
         let intents_dir = self.settings.knowledge_dir.join("intents");
-        let intent_examples = load_examples(&intents_dir)?;
+        let tiered = load_tiered_examples(&intents_dir)?;
+        let intent_examples: Vec<Example> =
+            tiered.iter().map(|(example, _)| example.clone()).collect();
         let report = self
             .classifier
             .ingest_examples(self.embedder.as_ref(), &intent_examples)?;
@@ -301,10 +303,14 @@ impl Pipeline {
         // messages: what the risk head learns to tell a risk from. Reading
         // them all takes about half a second, so only to train the head.
         // Those labelled urgent may tell a risk in words no list has.
-        let urgent = urgent_example_texts(&intents_dir)?;
+        let urgent: HashSet<&str> = tiered
+            .iter()
+            .filter(|(_, tier)| *tier == Some(Tier::P1Urgent))
+            .map(|(example, _)| example.text.as_str())
+            .collect();
         let everyday: Vec<&Example> = intent_examples
             .iter()
-            .filter(|example| !urgent.contains(&example.text))
+            .filter(|example| !urgent.contains(example.text.as_str()))
             .collect();
         let candidates: Vec<u64> = everyday
             .iter()

@@ -5,7 +5,7 @@
 //! lexical keywords; the tier starts from the category and
 //! is raised for threats, anger and VIP buyers.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -28,26 +28,16 @@ pub type Example = Labelled<Category>;
 /// Reads every `<lang>.toml` and labelled `*.csv` or `*.jsonl` of examples
 /// in `dir` and in its `sets` folder (evaluation sets, once read, teach).
 pub fn load_examples(dir: &Path) -> anyhow::Result<Vec<Example>> {
-    Ok(read_examples(dir)?
+    Ok(load_tiered_examples(dir)?
         .into_iter()
         .map(|(example, _)| example)
         .collect())
 }
 
-/// The texts of the examples labelled urgent (P1) in their files: they may
-/// tell a threat, a hazard or a taken-over account, so they are not
-/// everyday messages for the risk head.
-pub fn urgent_example_texts(dir: &Path) -> anyhow::Result<HashSet<String>> {
-    Ok(read_examples(dir)?
-        .into_iter()
-        .filter(|(_, tier)| *tier == Some(Tier::P1Urgent))
-        .map(|(example, _)| example.text)
-        .collect())
-}
-
-/// The examples in `dir` and `dir/sets`, with the tier of those labelled
-/// with one.
-fn read_examples(dir: &Path) -> anyhow::Result<Vec<(Example, Option<Tier>)>> {
+/// The examples of `load_examples`, with the tier of those labelled with
+/// one: an example labelled urgent (P1) may tell a threat, a hazard or a
+/// taken-over account, so it is not an everyday message for the risk head.
+pub fn load_tiered_examples(dir: &Path) -> anyhow::Result<Vec<(Example, Option<Tier>)>> {
     let mut paths = files_in(dir, &["toml", "csv", "jsonl"])?;
     let sets = dir.join(SETS);
     if sets.is_dir() {
