@@ -250,14 +250,18 @@ pub enum Risk {
     RepeatCustomer,
     /// The order's value reaches the high-value mark of its currency.
     HighValue,
+    /// A shipped parcel gone wrong: delivered but not received, tracking
+    /// stuck for days, held at customs, a failed attempt nobody made.
+    LogisticsAnomaly,
 }
 
 impl Risk {
-    pub const ALL: [Risk; 4] = [
+    pub const ALL: [Risk; 5] = [
         Risk::Safety,
         Risk::AccountTakeover,
         Risk::RepeatCustomer,
         Risk::HighValue,
+        Risk::LogisticsAnomaly,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -266,6 +270,7 @@ impl Risk {
             Risk::AccountTakeover => "account_takeover",
             Risk::RepeatCustomer => "repeat_customer",
             Risk::HighValue => "high_value",
+            Risk::LogisticsAnomaly => "logistics_anomaly",
         }
     }
 

