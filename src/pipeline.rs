@@ -541,6 +541,7 @@ impl Pipeline {
             &prepared.sentiment,
             &prepared.inquiry,
             &prepared.risks,
+            &prepared.keyword_categories,
             &self.settings.tier,
         );
         let sla = self.sla.due(&SlaInput {
@@ -629,6 +630,7 @@ impl Pipeline {
             &sentiment,
             &prepared.inquiry,
             &risks,
+            &prepared.keyword_categories,
             &self.settings.tier,
         );
         let sla = self.sla.due(&SlaInput {
