@@ -281,9 +281,8 @@ impl Pipeline {
 
     fn ingest_examples(&self) -> anyhow::Result<()> {
         let intents_dir = self.settings.knowledge_dir.join("intents");
-        let tiered = load_tiered_examples(&intents_dir)?;
-        let intent_examples: Vec<Example> =
-            tiered.iter().map(|(example, _)| example.clone()).collect();
+        let (intent_examples, tiers): (Vec<Example>, Vec<Option<Tier>>) =
+            load_tiered_examples(&intents_dir)?.into_iter().unzip();
         let report = self
             .classifier
             .ingest_examples(self.embedder.as_ref(), &intent_examples)?;
@@ -303,9 +302,10 @@ impl Pipeline {
         // messages: what the risk head learns to tell a risk from. Reading
         // them all takes about half a second, so only to train the head.
         // Those labelled urgent may tell a risk in words no list has.
-        let urgent: HashSet<&str> = tiered
+        let urgent: HashSet<&str> = intent_examples
             .iter()
-            .filter(|(_, tier)| *tier == Some(Tier::P1Urgent))
+            .zip(&tiers)
+            .filter(|(_, tier)| **tier == Some(Tier::P1Urgent))
             .map(|(example, _)| example.text.as_str())
             .collect();
         let everyday: Vec<&Example> = intent_examples
