@@ -366,7 +366,7 @@ fn predict(
         &reading.sentiment,
         &prepared.inquiry,
         &reading.risks,
-        &prepared.keyword_categories,
+        prepared.mentions(),
         &pipeline.settings().tier,
     );
     let auto_reply_eligible = pipeline.would_auto_reply(prepared, &guess, &reading, 0.0);

@@ -37,7 +37,7 @@ use crate::stages::compose::{AckInput, AutoReplyInput, Composer};
 use crate::stages::decide::{decide, DecideInput, DecideRules, Decision};
 use crate::stages::intent::{
     assign_tier, example_key, load_tiered_examples, Example, IntentClassifier, IntentQuery,
-    KeywordHits, KnnIntentClassifier,
+    KeywordHits, KnnIntentClassifier, Mentions,
 };
 use crate::stages::knowledge::{
     load_articles, ApprovedAnswer, Article, KnowledgeBase, SearchRequest,
@@ -78,11 +78,33 @@ pub struct Prepared {
     pub keyword_categories: Vec<Category>,
     /// The keyword evidence itself, for the classifier.
     pub keyword_hits: KeywordHits,
+    /// Categories whose ask the message tells in words only it uses.
+    pub hidden_asks: Vec<Category>,
     /// Tier-raising risks, from the words and the customer and order data.
     pub risks: Vec<Risk>,
 }
 
 impl Prepared {
+    /// Every category the message's words name: its keywords', strongest
+    /// first, then those of asks told in their own words.
+    pub fn named_categories(&self) -> Vec<Category> {
+        let mut named = self.keyword_categories.clone();
+        for category in &self.hidden_asks {
+            if !named.contains(category) {
+                named.push(*category);
+            }
+        }
+        named
+    }
+
+    /// The categories the message's words name, for the tier.
+    pub fn mentions(&self) -> Mentions<'_> {
+        Mentions {
+            keywords: &self.keyword_categories,
+            hidden_asks: &self.hidden_asks,
+        }
+    }
+
     /// The category keywords point to most strongly, if any.
     pub fn keyword_category(&self) -> Option<Category> {
         self.keyword_categories.first().copied()
@@ -491,7 +513,9 @@ impl Pipeline {
         });
         let keyword_hits = self.classifier.keyword_hits(&analysed_text, &language.code);
         let keyword_categories = keyword_hits.categories();
+        let hidden_asks = self.signals.hidden_asks(&analysed_text, &language.code);
         Ok(Prepared {
+            hidden_asks,
             risks,
             keyword_categories,
             keyword_hits,
@@ -541,7 +565,7 @@ impl Pipeline {
             &prepared.sentiment,
             &prepared.inquiry,
             &prepared.risks,
-            &prepared.keyword_categories,
+            prepared.mentions(),
             &self.settings.tier,
         );
         let sla = self.sla.due(&SlaInput {
@@ -630,7 +654,7 @@ impl Pipeline {
             &sentiment,
             &prepared.inquiry,
             &risks,
-            &prepared.keyword_categories,
+            prepared.mentions(),
             &self.settings.tier,
         );
         let sla = self.sla.due(&SlaInput {
@@ -669,7 +693,7 @@ impl Pipeline {
                     sentiment: &triage.sentiment,
                     language: &triage.language.code,
                     knowledge: &triage.knowledge,
-                    also_mentions: &prepared.keyword_categories,
+                    also_mentions: &prepared.named_categories(),
                     risks: &triage.risks,
                     can_reply_in_language: self
                         .composer
@@ -1097,7 +1121,7 @@ impl Pipeline {
             sentiment: &reading.sentiment,
             language: &prepared.language.code,
             knowledge: &[],
-            also_mentions: &prepared.keyword_categories,
+            also_mentions: &prepared.named_categories(),
             risks: &reading.risks,
             can_reply_in_language: self
                 .composer

@@ -19,6 +19,10 @@ struct SignalsFile {
     intent: HashMap<String, Vec<String>>,
     #[serde(default)]
     risk: RiskWords,
+    /// Per category, words only its ask uses, however the message reads:
+    /// "tags still on" under a stock question is an exchange.
+    #[serde(default)]
+    hidden_ask: HashMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,6 +161,7 @@ pub struct LanguageSignals {
     pub emotions: HashMap<EmotionKind, Vec<Phrase>>,
     pub intents: HashMap<Category, Vec<Phrase>>,
     pub risks: HashMap<Risk, Vec<Phrase>>,
+    pub hidden_asks: HashMap<Category, Vec<Phrase>>,
 }
 
 /// Every language's signals.
@@ -217,18 +222,20 @@ impl Signals {
 
     /// The risks a message in `language` names in words, in `Risk` order.
     pub fn risks(&self, text: &str, language: &str) -> Vec<Risk> {
-        let lowered = text.to_lowercase();
         let sets = self.for_risks(language);
-        Risk::ALL
-            .into_iter()
-            .filter(|risk| {
-                sets.iter().any(|set| {
-                    set.risks
-                        .get(risk)
-                        .is_some_and(|phrases| phrases.iter().any(|p| p.occurs_in(&lowered)))
-                })
-            })
-            .collect()
+        named(&sets, |set| &set.risks, Risk::ALL, &text.to_lowercase())
+    }
+
+    /// The categories whose ask a message in `language` tells in words only
+    /// that ask uses (`[hidden_ask]`), in `Category` order.
+    pub fn hidden_asks(&self, text: &str, language: &str) -> Vec<Category> {
+        let sets = self.for_language(language);
+        named(
+            &sets,
+            |set| &set.hidden_asks,
+            Category::ALL,
+            &text.to_lowercase(),
+        )
     }
 
     /// Whether a message in `language` names, in words, a risk that makes
@@ -311,6 +318,12 @@ impl LanguageSignals {
             }
             intents.insert(category, phrases(list));
         }
+        let mut hidden_asks = HashMap::new();
+        for (name, list) in &file.hidden_ask {
+            let category = Category::parse(name)
+                .with_context(|| format!("unknown hidden_ask category {name:?}"))?;
+            hidden_asks.insert(category, phrases(list));
+        }
         let emotions = HashMap::from([
             (EmotionKind::Anger, phrases(&file.emotion.anger)),
             (EmotionKind::Anxiety, phrases(&file.emotion.anxiety)),
@@ -333,8 +346,28 @@ impl LanguageSignals {
             negators: phrases(&file.sentiment.negators),
             emotions,
             intents,
+            hidden_asks,
         })
     }
+}
+
+/// The keys, in `keys` order, whose phrase list (`lists` of any of `sets`)
+/// has a phrase in `lowered`.
+fn named<K: Copy + Eq + std::hash::Hash>(
+    sets: &[&LanguageSignals],
+    lists: fn(&LanguageSignals) -> &HashMap<K, Vec<Phrase>>,
+    keys: impl IntoIterator<Item = K>,
+    lowered: &str,
+) -> Vec<K> {
+    keys.into_iter()
+        .filter(|key| {
+            sets.iter().any(|set| {
+                lists(set)
+                    .get(key)
+                    .is_some_and(|phrases| phrases.iter().any(|p| p.occurs_in(lowered)))
+            })
+        })
+        .collect()
 }
 
 /// Byte offsets where a word (a run of non-whitespace) starts in `text`,
@@ -492,8 +525,7 @@ mod tests {
 
     #[test]
     fn a_parcel_gone_wrong_is_named_but_a_plain_status_question_is_not() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("knowledge-base/signals");
-        let signals = Signals::load(&dir).unwrap();
+        let signals = shipped();
         let anomaly = [Risk::LogisticsAnomaly];
         for (text, language) in [
             (
@@ -514,6 +546,75 @@ mod tests {
             ("我的包裹什么时候到？", "zh"),
         ] {
             assert!(signals.risks(text, language).is_empty(), "{text}");
+        }
+    }
+
+    fn shipped() -> Signals {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("knowledge-base/signals");
+        Signals::load(&dir).unwrap()
+    }
+
+    #[test]
+    fn an_order_the_buyer_never_placed_is_a_taken_over_account() {
+        let signals = shipped();
+        for (text, language) in [
+            (
+                "When does my kettle arrive? Also I got a shipping email for a drone I never ordered",
+                "en",
+            ),
+            (
+                "¿Cuándo llega mi pedido? Por cierto, me llegó un correo de un pedido que yo no hice",
+                "es",
+            ),
+            ("我的快递到哪了？另外我收到一个订单通知，我根本没买过", "zh"),
+            (
+                "Bila parcel saya sampai? Ada notifikasi order blender yang saya tak pernah beli",
+                "ms",
+            ),
+        ] {
+            let risks = signals.risks(text, language);
+            assert!(risks.contains(&Risk::AccountTakeover), "{text}: {risks:?}");
+        }
+        for (text, language) in [
+            ("You sent me the blue one, this is not what I ordered", "en"),
+            ("I never received my order, where is it?", "en"),
+        ] {
+            let risks = signals.risks(text, language);
+            assert!(!risks.contains(&Risk::AccountTakeover), "{text}: {risks:?}");
+        }
+    }
+
+    #[test]
+    fn an_unused_item_that_does_not_fit_hides_an_exchange_but_a_question_before_buying_does_not() {
+        let signals = shipped();
+        let exchange = [Category::RefundReturn];
+        for (text, language) in [
+            (
+                "Do you have the jacket in XL? The L that arrived is too tight, tags still on",
+                "en",
+            ),
+            (
+                "Gibt es die Hose auch in 34? Die 32 ist zu eng, nur anprobiert",
+                "de",
+            ),
+            (
+                "Ada ukuran 42 kak? Yang dateng kekecilan, belum dipakai sama sekali",
+                "id",
+            ),
+        ] {
+            assert_eq!(signals.hidden_asks(text, language), exchange, "{text}");
+        }
+        for (text, language) in [
+            (
+                "Does the jacket run small? What is your return policy?",
+                "en",
+            ),
+            (
+                "Fällt die Hose klein aus? Welche Größe empfehlen Sie?",
+                "de",
+            ),
+        ] {
+            assert!(signals.hidden_asks(text, language).is_empty(), "{text}");
         }
     }
 }

@@ -484,14 +484,23 @@ pub fn example_payload(category: Category) -> Map<String, Value> {
     payload
 }
 
-/// The tier: the category's, raised for what DOMAIN.md names. `also_mentions`
-/// are the categories the message's keywords name.
+/// The categories a message's words name, besides the classifier's reading.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Mentions<'a> {
+    /// Every category with a keyword in the message, strongest first.
+    pub keywords: &'a [Category],
+    /// Categories whose ask is told in words only that ask uses
+    /// (`[hidden_ask]` in the signals): "tags still on" is an exchange.
+    pub hidden_asks: &'a [Category],
+}
+
+/// The tier: the category's, raised for what DOMAIN.md names.
 pub fn assign_tier(
     intent: &IntentGuess,
     sentiment: &Sentiment,
     inquiry: &Inquiry,
     risks: &[Risk],
-    also_mentions: &[Category],
+    mentions: Mentions<'_>,
     settings: &TierSettings,
 ) -> Tier {
     let category = intent.category;
@@ -499,7 +508,7 @@ pub fn assign_tier(
     if sentiment.emotion(EmotionKind::Threat) >= 0.4
         || risks.iter().any(|r| r.is_urgent())
         || intent.urgent >= settings.urgent_probability
-        || hides_an_urgent_ask(category, also_mentions)
+        || hides_an_urgent_ask(category, mentions)
     {
         return Tier::P1Urgent;
     }
@@ -531,15 +540,22 @@ pub fn assign_tier(
 /// An urgent ask told as another category's message
 /// (`knowledge-base/intents/README.md`): a refund named in a payment
 /// question is a promised refund not yet on the card; a cancellation or a
-/// change named in thanks is a change of plans. Over the read sets a refund
-/// named in what reads as a payment question was urgent 6 times in 20; the
-/// neighbour vote, sure of the payment, had missed every one.
-fn hides_an_urgent_ask(category: Category, also_mentions: &[Category]) -> bool {
-    match category {
-        Category::PaymentBilling => also_mentions.contains(&Category::RefundReturn),
-        Category::Feedback => also_mentions.contains(&Category::OrderChange),
-        _ => false,
-    }
+/// change named in thanks is a change of plans; an unused item that arrived
+/// and does not fit, asked about as a stock question, is an exchange. Over
+/// the read sets a refund named in what reads as a payment question was
+/// urgent 6 times in 20; the neighbour vote, sure of the payment, had missed
+/// every one.
+fn hides_an_urgent_ask(category: Category, mentions: Mentions<'_>) -> bool {
+    let told_in_its_own_words = mentions
+        .hidden_asks
+        .iter()
+        .any(|ask| ask.base_tier() == Tier::P1Urgent);
+    told_in_its_own_words
+        || match category {
+            Category::PaymentBilling => mentions.keywords.contains(&Category::RefundReturn),
+            Category::Feedback => mentions.keywords.contains(&Category::OrderChange),
+            _ => false,
+        }
 }
 
 #[cfg(test)]
@@ -565,7 +581,7 @@ mod tests {
             &calm,
             &inquiry,
             risks,
-            &[],
+            Mentions::default(),
             &default_tier_settings(),
         )
     }
@@ -624,14 +640,22 @@ mod tests {
             urgent: 0.0,
         };
         let settings = default_tier_settings();
-        let angry =
-            |risks: &[Risk]| assign_tier(&intent, &furious, &inquiry, risks, &[], &settings);
+        let angry = |risks: &[Risk]| {
+            assign_tier(
+                &intent,
+                &furious,
+                &inquiry,
+                risks,
+                Mentions::default(),
+                &settings,
+            )
+        };
         assert_eq!(angry(&[]), Tier::P2High);
         assert_eq!(angry(&[anomaly]), Tier::P2High);
     }
 
     #[test]
-    fn a_refund_in_a_payment_question_or_a_cancellation_in_thanks_is_urgent() {
+    fn urgent_asks_told_as_other_messages_are_urgent() {
         let calm = Sentiment {
             label: Polarity::Neutral,
             score: 0.0,
@@ -645,7 +669,11 @@ mod tests {
                 confidence: 1.0,
                 urgent: 0.0,
             };
-            assign_tier(&intent, &calm, &inquiry, &[], also, &settings)
+            let mentions = Mentions {
+                keywords: also,
+                hidden_asks: &[],
+            };
+            assign_tier(&intent, &calm, &inquiry, &[], mentions, &settings)
         };
         let refund = [Category::RefundReturn];
         assert_eq!(tier(Category::PaymentBilling, &refund), Tier::P1Urgent);
@@ -656,6 +684,20 @@ mod tests {
         );
         // Elsewhere a refund word is not the ask by itself.
         assert_eq!(tier(Category::ShippingStatus, &refund), Tier::P3Normal);
+        // Words only an exchange uses make any reading urgent.
+        let hidden = Mentions {
+            keywords: &[],
+            hidden_asks: &refund,
+        };
+        let stock_question = IntentGuess {
+            category: Category::ProductQuestion,
+            confidence: 1.0,
+            urgent: 0.0,
+        };
+        let tier =
+            |mentions| assign_tier(&stock_question, &calm, &inquiry, &[], mentions, &settings);
+        assert_eq!(tier(hidden), Tier::P1Urgent);
+        assert_eq!(tier(Mentions::default()), Tier::P3Normal);
     }
 
     #[test]

@@ -158,6 +158,29 @@ async fn a_safety_hazard_is_p1_and_handed_off_whatever_its_category() {
     );
 }
 
+#[tokio::test]
+async fn a_change_told_as_a_gift_question_is_urgent_and_goes_to_a_person() {
+    // An unshipped order change in words only a change uses (`[hidden_ask]`),
+    // inside what reads as a delivery question.
+    let text = "When will it arrive? It's a birthday present for my dad, \
+                so could you leave the invoice out of the parcel?";
+    let events = handle(inquiry("en-invoice-out", text)).await;
+    let Event::Triage(triage) = &events[1] else {
+        panic!("{events:?}")
+    };
+    assert_eq!(triage.tier, api::Tier::P1Urgent as i32, "{triage:?}");
+    let Event::Handoff(handoff) = &events[2] else {
+        panic!("expected a hand-off: {events:?}");
+    };
+    assert!(
+        handoff
+            .reason_codes
+            .iter()
+            .any(|code| code == "mixed_request" || code == "category_needs_person"),
+        "{handoff:?}"
+    );
+}
+
 /// The triage of an e-mail inquiry with this text.
 async fn triage(id: &str, text: &str) -> api::TriageResult {
     client()

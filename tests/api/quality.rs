@@ -107,10 +107,10 @@ fn development_set_holds_its_tuned_figures() {
         "eval-multilingual.jsonl",
         &Floors {
             macro_f1: 0.965,
-            language_macro_f1: 0.905,
+            language_macro_f1: 0.89,
             p1_recall: 0.98,
             auto_reply_precision: 0.98,
-            auto_reply_coverage: 0.78,
+            auto_reply_coverage: 0.79,
             ece: 0.025,
             polarity: 0.895,
             language_polarity: 0.865,
@@ -137,8 +137,8 @@ fn hold_out_set_holds_its_unseen_figures() {
             language_macro_f1: 0.895,
             p1_recall: 0.98,
             auto_reply_precision: 0.98,
-            auto_reply_coverage: 0.665,
-            ece: 0.035,
+            auto_reply_coverage: 0.69,
+            ece: 0.03,
             polarity: 0.91,
             language_polarity: 0.815,
         },
@@ -156,12 +156,12 @@ fn second_and_third_hold_out_sets_hold_their_figures() {
     check(
         "eval-multilingual-holdout-2.jsonl",
         &Floors {
-            macro_f1: 0.96,
+            macro_f1: 0.955,
             language_macro_f1: 0.845,
             p1_recall: 0.98,
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.69,
-            ece: 0.03,
+            ece: 0.025,
             polarity: 0.925,
             language_polarity: 0.795,
         },
@@ -174,12 +174,12 @@ fn second_and_third_hold_out_sets_hold_their_figures() {
     check(
         "eval-multilingual-holdout-3.jsonl",
         &Floors {
-            macro_f1: 0.95,
+            macro_f1: 0.945,
             language_macro_f1: 0.79,
             p1_recall: 0.97,
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.61,
-            ece: 0.03,
+            ece: 0.025,
             polarity: 0.925,
             language_polarity: 0.87,
         },
@@ -201,12 +201,12 @@ fn fourth_hold_out_set_holds_its_unseen_figures() {
     check(
         "eval-multilingual-holdout-4.jsonl",
         &Floors {
-            macro_f1: 0.96,
-            language_macro_f1: 0.895,
+            macro_f1: 0.965,
+            language_macro_f1: 0.92,
             p1_recall: 0.98,
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.65,
-            ece: 0.025,
+            ece: 0.035,
             polarity: 0.945,
             language_polarity: 0.865,
         },
@@ -231,11 +231,11 @@ fn fifth_hold_out_set_holds_its_unseen_figures() {
         "eval-multilingual-holdout-5.jsonl",
         &Floors {
             macro_f1: 0.93,
-            language_macro_f1: 0.69,
+            language_macro_f1: 0.68,
             p1_recall: 0.97,
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.675,
-            ece: 0.05,
+            ece: 0.055,
             polarity: 0.945,
             language_polarity: 0.795,
         },
@@ -258,7 +258,7 @@ fn sixth_hold_out_set_holds_its_unseen_figures() {
         "eval-multilingual-holdout-6.jsonl",
         &Floors {
             macro_f1: 0.94,
-            language_macro_f1: 0.775,
+            language_macro_f1: 0.79,
             p1_recall: 0.98,
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.7,
@@ -281,11 +281,11 @@ fn seventh_hold_out_set_holds_its_unseen_figures() {
     check(
         "eval-multilingual-holdout-7.jsonl",
         &Floors {
-            macro_f1: 0.93,
+            macro_f1: 0.925,
             language_macro_f1: 0.77,
             p1_recall: 0.95,
             auto_reply_precision: 0.96,
-            auto_reply_coverage: 0.61,
+            auto_reply_coverage: 0.625,
             ece: 0.045,
             polarity: 0.92,
             language_polarity: 0.825,
@@ -337,7 +337,7 @@ fn ninth_hold_out_set_holds_its_unseen_figures() {
             p1_recall: 0.98,
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.52,
-            ece: 0.025,
+            ece: 0.035,
             polarity: 0.935,
             language_polarity: 0.835,
         },
@@ -361,7 +361,7 @@ fn tenth_hold_out_set_holds_its_unseen_figures() {
             language_macro_f1: 0.845,
             p1_recall: 0.98,
             auto_reply_precision: 0.98,
-            auto_reply_coverage: 0.535,
+            auto_reply_coverage: 0.545,
             ece: 0.045,
             polarity: 0.93,
             language_polarity: 0.855,
@@ -405,7 +405,7 @@ fn twelfth_hold_out_set_holds_its_unseen_figures() {
         "eval-multilingual-holdout-12.jsonl",
         &Floors {
             macro_f1: 0.945,
-            language_macro_f1: 0.78,
+            language_macro_f1: 0.845,
             p1_recall: 0.98,
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.6,
@@ -429,11 +429,11 @@ fn thirteenth_hold_out_set_holds_its_unseen_figures() {
         &Floors {
             macro_f1: 0.965,
             language_macro_f1: 0.905,
-            p1_recall: 0.97,
+            p1_recall: 0.98,
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.545,
             ece: 0.025,
-            polarity: 0.89,
+            polarity: 0.9,
             language_polarity: 0.765,
         },
     );
@@ -448,11 +448,11 @@ fn fourteenth_hold_out_set_holds_its_unseen_figures() {
     check(
         "eval-multilingual-holdout-14.jsonl",
         &Floors {
-            macro_f1: 0.97,
+            macro_f1: 0.965,
             language_macro_f1: 0.9,
             p1_recall: 0.98,
             auto_reply_precision: 0.98,
-            auto_reply_coverage: 0.575,
+            auto_reply_coverage: 0.56,
             ece: 0.03,
             polarity: 0.93,
             language_polarity: 0.75,
@@ -473,10 +473,10 @@ fn fifteenth_hold_out_set_holds_its_unseen_figures() {
         &Floors {
             macro_f1: 0.94,
             language_macro_f1: 0.9,
-            p1_recall: 0.975,
-            auto_reply_precision: 0.965,
-            auto_reply_coverage: 0.535,
-            ece: 0.03,
+            p1_recall: 0.97,
+            auto_reply_precision: 0.955,
+            auto_reply_coverage: 0.53,
+            ece: 0.035,
             polarity: 0.925,
             language_polarity: 0.85,
         },
@@ -495,7 +495,7 @@ fn sixteenth_hold_out_set_holds_its_unseen_figures() {
         "eval-multilingual-holdout-16.jsonl",
         &Floors {
             macro_f1: 0.96,
-            language_macro_f1: 0.84,
+            language_macro_f1: 0.85,
             p1_recall: 0.97,
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.545,
@@ -523,10 +523,10 @@ fn seventeenth_hold_out_set_holds_its_figures() {
         &Floors {
             macro_f1: 0.9,
             language_macro_f1: 0.81,
-            p1_recall: 0.97,
-            auto_reply_precision: 0.945,
-            auto_reply_coverage: 0.53,
-            ece: 0.055,
+            p1_recall: 0.975,
+            auto_reply_precision: 0.935,
+            auto_reply_coverage: 0.52,
+            ece: 0.05,
             polarity: 0.925,
             language_polarity: 0.835,
         },
@@ -546,12 +546,12 @@ fn eighteenth_hold_out_set_holds_its_figures() {
     check(
         "eval-multilingual-holdout-18.jsonl",
         &Floors {
-            macro_f1: 0.9,
-            language_macro_f1: 0.77,
+            macro_f1: 0.905,
+            language_macro_f1: 0.835,
             p1_recall: 0.96,
             auto_reply_precision: 0.98,
-            auto_reply_coverage: 0.495,
-            ece: 0.045,
+            auto_reply_coverage: 0.51,
+            ece: 0.04,
             polarity: 0.845,
             language_polarity: 0.7,
         },
@@ -570,11 +570,11 @@ fn nineteenth_hold_out_set_holds_its_figures() {
     check(
         "eval-multilingual-holdout-19.jsonl",
         &Floors {
-            macro_f1: 0.9,
+            macro_f1: 0.905,
             language_macro_f1: 0.755,
             p1_recall: 0.965,
             auto_reply_precision: 0.98,
-            auto_reply_coverage: 0.5,
+            auto_reply_coverage: 0.52,
             ece: 0.055,
             polarity: 0.875,
             language_polarity: 0.83,
@@ -593,11 +593,11 @@ fn twentieth_hold_out_set_holds_its_figures() {
     check(
         "eval-multilingual-holdout-20.jsonl",
         &Floors {
-            macro_f1: 0.9,
+            macro_f1: 0.905,
             language_macro_f1: 0.84,
-            p1_recall: 0.965,
+            p1_recall: 0.96,
             auto_reply_precision: 0.98,
-            auto_reply_coverage: 0.4,
+            auto_reply_coverage: 0.415,
             ece: 0.06,
             polarity: 0.88,
             language_polarity: 0.735,
@@ -617,12 +617,12 @@ fn twenty_first_hold_out_set_holds_its_figures() {
     check(
         "eval-multilingual-holdout-21.jsonl",
         &Floors {
-            macro_f1: 0.94,
-            language_macro_f1: 0.845,
+            macro_f1: 0.935,
+            language_macro_f1: 0.86,
             p1_recall: 0.97,
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.555,
-            ece: 0.03,
+            ece: 0.035,
             polarity: 0.925,
             language_polarity: 0.83,
         },
@@ -643,11 +643,11 @@ fn twenty_second_hold_out_set_holds_its_figures() {
     check(
         "eval-multilingual-holdout-22.jsonl",
         &Floors {
-            macro_f1: 0.92,
-            language_macro_f1: 0.86,
-            p1_recall: 0.955,
+            macro_f1: 0.925,
+            language_macro_f1: 0.865,
+            p1_recall: 0.96,
             auto_reply_precision: 0.98,
-            auto_reply_coverage: 0.51,
+            auto_reply_coverage: 0.515,
             ece: 0.045,
             polarity: 0.915,
             language_polarity: 0.825,
@@ -666,14 +666,14 @@ fn twenty_third_hold_out_set_holds_its_figures() {
     check(
         "eval-multilingual-holdout-23.jsonl",
         &Floors {
-            macro_f1: 0.91,
-            language_macro_f1: 0.78,
+            macro_f1: 0.905,
+            language_macro_f1: 0.74,
             p1_recall: 0.965,
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.485,
-            ece: 0.06,
-            polarity: 0.92,
-            language_polarity: 0.865,
+            ece: 0.055,
+            polarity: 0.915,
+            language_polarity: 0.825,
         },
     );
 }
@@ -690,11 +690,11 @@ fn twenty_fourth_hold_out_set_holds_its_figures() {
         &Floors {
             macro_f1: 0.91,
             language_macro_f1: 0.835,
-            p1_recall: 0.95,
+            p1_recall: 0.955,
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.545,
             ece: 0.06,
-            polarity: 0.905,
+            polarity: 0.9,
             language_polarity: 0.8,
         },
     );
@@ -713,9 +713,9 @@ fn twenty_fifth_hold_out_set_holds_its_figures() {
         "eval-multilingual-holdout-25.jsonl",
         &Floors {
             macro_f1: 0.895,
-            language_macro_f1: 0.785,
-            p1_recall: 0.95,
-            auto_reply_precision: 0.965,
+            language_macro_f1: 0.805,
+            p1_recall: 0.955,
+            auto_reply_precision: 0.98,
             auto_reply_coverage: 0.515,
             ece: 0.07,
             polarity: 0.895,
@@ -737,11 +737,11 @@ fn twenty_sixth_hold_out_set_holds_its_figures() {
     check(
         "eval-multilingual-holdout-26.jsonl",
         &Floors {
-            macro_f1: 0.91,
-            language_macro_f1: 0.815,
-            p1_recall: 0.95,
+            macro_f1: 0.915,
+            language_macro_f1: 0.835,
+            p1_recall: 0.94,
             auto_reply_precision: 0.955,
-            auto_reply_coverage: 0.475,
+            auto_reply_coverage: 0.485,
             ece: 0.05,
             polarity: 0.885,
             language_polarity: 0.78,
@@ -757,16 +757,18 @@ fn twenty_seventh_hold_out_set_holds_its_figures() {
     // session 17's (read sets teaching, urgent 0.1, risk 0.1): macro-F1
     // 0.932, P1 0.936 / 0.822, auto-reply 1.000 / 0.577; on session 18's:
     // macro-F1 0.936, P1 0.940 / 0.822, auto-reply 1.000 / 0.583 (the last
-    // rule's effect here was counted before it was adopted). Not read yet.
+    // rule's effect here was counted before it was adopted). Read in
+    // session 19 (an order the buyer never placed, an exchange asked as a
+    // stock question) and moved among the read sets: leave-one-set-out.
     check(
         "eval-multilingual-holdout-27.jsonl",
         &Floors {
-            macro_f1: 0.915,
+            macro_f1: 0.92,
             language_macro_f1: 0.855,
-            p1_recall: 0.915,
+            p1_recall: 0.975,
             auto_reply_precision: 0.98,
-            auto_reply_coverage: 0.54,
-            ece: 0.055,
+            auto_reply_coverage: 0.51,
+            ece: 0.05,
             polarity: 0.84,
             language_polarity: 0.65,
         },
@@ -780,18 +782,42 @@ fn twenty_eighth_hold_out_set_holds_its_figures() {
     // 17's build: macro-F1 0.940, P1 0.954 / 0.813, auto-reply 1.000 /
     // 0.615; on session 18's: macro-F1 0.935, P1 0.962 / 0.822, auto-reply
     // 1.000 / 0.635, ECE 0.037, polarity 0.962 (the last rule's effect here
-    // was counted before it was adopted). Not read yet.
+    // was counted before it was adopted). Its P1 misses were read in
+    // session 19, and it moved among the read sets: leave-one-set-out.
     check(
         "eval-multilingual-holdout-28.jsonl",
         &Floors {
             macro_f1: 0.915,
-            language_macro_f1: 0.79,
-            p1_recall: 0.94,
+            language_macro_f1: 0.81,
+            p1_recall: 0.98,
             auto_reply_precision: 0.98,
-            auto_reply_coverage: 0.59,
-            ece: 0.055,
+            auto_reply_coverage: 0.575,
+            ece: 0.05,
             polarity: 0.93,
             language_polarity: 0.87,
+        },
+    );
+}
+
+#[test]
+fn twenty_ninth_hold_out_set_holds_its_figures() {
+    // Session 19: 624 rows (261 P1) by two more writers from set 27's brief,
+    // written before session 19's changes and measured blind on session
+    // 18's build: macro-F1 0.935, P1 0.962 / 0.842, auto-reply 0.963 /
+    // 0.667 (4 of 108 wrong); with the never-placed-order and
+    // hidden-exchange phrases, P1 0.973 / 0.838. Only its wrong
+    // auto-replies were then read.
+    check(
+        "eval-multilingual-holdout-29.jsonl",
+        &Floors {
+            macro_f1: 0.925,
+            language_macro_f1: 0.765,
+            p1_recall: 0.955,
+            auto_reply_precision: 0.98,
+            auto_reply_coverage: 0.62,
+            ece: 0.045,
+            polarity: 0.895,
+            language_polarity: 0.775,
         },
     );
 }
