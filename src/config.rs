@@ -185,6 +185,11 @@ pub struct RiskSettings {
     /// risk as much as all everyday messages together, 0 weighs each
     /// example the same.
     pub balance: f32,
+    /// The probability the head must give a hazard or a taken-over account
+    /// in one sentence of a longer message; above 1 turns it off.
+    pub clause_min_probability: f32,
+    /// The same for a threat, which one sentence alone reads more easily.
+    pub clause_threat_probability: f32,
     /// The threat intensity a carried threat reads with.
     pub threat_intensity: f32,
     /// An everyday message a head trained without it reads as a risk at

@@ -85,19 +85,7 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// Every category the message's words name: its keywords', strongest
-    /// first, then those of asks told in their own words.
-    pub fn named_categories(&self) -> Vec<Category> {
-        let mut named = self.keyword_categories.clone();
-        for category in &self.hidden_asks {
-            if !named.contains(category) {
-                named.push(*category);
-            }
-        }
-        named
-    }
-
-    /// The categories the message's words name, for the tier.
+    /// The categories the message's words name, for the tier and the decision.
     pub fn mentions(&self) -> Mentions<'_> {
         Mentions {
             keywords: &self.keyword_categories,
@@ -405,7 +393,16 @@ impl Pipeline {
         // collaborate?") has none the phrases did not name. ("Fine. My bank
         // can sort this out then" reads a little positive.)
         let unnamed = if sentiment.score < CLEARLY_POSITIVE {
-            self.risk_reader.risks(vector)
+            let mut read = self.risk_reader.risks(vector);
+            for label in self
+                .risk_reader
+                .clause_risks(self.embedder.as_ref(), &prepared.analysed_text)?
+            {
+                if !read.contains(&label) {
+                    read.push(label);
+                }
+            }
+            read
         } else {
             Vec::new()
         };
@@ -693,7 +690,7 @@ impl Pipeline {
                     sentiment: &triage.sentiment,
                     language: &triage.language.code,
                     knowledge: &triage.knowledge,
-                    also_mentions: &prepared.named_categories(),
+                    mentions: prepared.mentions(),
                     risks: &triage.risks,
                     can_reply_in_language: self
                         .composer
@@ -1121,7 +1118,7 @@ impl Pipeline {
             sentiment: &reading.sentiment,
             language: &prepared.language.code,
             knowledge: &[],
-            also_mentions: &prepared.named_categories(),
+            mentions: prepared.mentions(),
             risks: &reading.risks,
             can_reply_in_language: self
                 .composer

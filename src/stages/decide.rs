@@ -7,6 +7,7 @@ use crate::domain::{
     Category, EmotionKind, HandoffReason, Inquiry, IntentGuess, KnowledgeHit, ReasonCode, Risk,
     Sentiment, Tier,
 };
+use crate::stages::intent::Mentions;
 
 #[derive(Debug, Clone, Copy)]
 pub struct DecideRules {
@@ -23,8 +24,9 @@ pub struct DecideInput<'a> {
     /// The buyer's language (ISO 639-1).
     pub language: &'a str,
     pub knowledge: &'a [KnowledgeHit],
-    /// Other categories the message also asks about, by keyword.
-    pub also_mentions: &'a [Category],
+    /// The categories the message's words name: any but the intent's is
+    /// another ask.
+    pub mentions: Mentions<'a>,
     /// Tier-raising risks; a safety hazard or a taken-over account needs a person.
     pub risks: &'a [Risk],
     /// Whether replies can be written in the buyer's language.
@@ -112,9 +114,9 @@ pub fn decide(input: &DecideInput<'_>, rules: &DecideRules) -> Decision {
     // session 12: a volume discount or wholesale terms beside a delivery
     // time is a sales conversation.)
     let extra: Vec<&str> = input
-        .also_mentions
-        .iter()
-        .filter(|c| **c != intent.category && needs_its_own_answer(**c))
+        .mentions
+        .categories()
+        .filter(|c| *c != intent.category && needs_its_own_answer(*c))
         .map(|c| c.as_str())
         .collect();
     if !extra.is_empty() {
@@ -177,7 +179,15 @@ mod tests {
     use super::*;
     use crate::domain::Polarity;
 
-    fn decide_with(also_mentions: &[Category], risks: &[Risk]) -> Decision {
+    fn decide_with(keywords: &[Category], risks: &[Risk]) -> Decision {
+        let mentions = Mentions {
+            keywords,
+            hidden_asks: &[],
+        };
+        decide_with_mentions(mentions, risks)
+    }
+
+    fn decide_with_mentions(mentions: Mentions<'_>, risks: &[Risk]) -> Decision {
         let inquiry = crate::eval::labelled_inquiry(0, "Where is it?", "", chrono::Utc::now());
         let intent = IntentGuess {
             category: Category::ShippingStatus,
@@ -195,7 +205,7 @@ mod tests {
             sentiment: &sentiment,
             language: "en",
             knowledge: &[],
-            also_mentions,
+            mentions,
             risks,
             can_reply_in_language: true,
             auto_reply_categories: &[Category::ShippingStatus],
@@ -238,5 +248,31 @@ mod tests {
             decide_with(&[], &[Risk::HighValue]),
             Decision::AutoReply { .. }
         ));
+    }
+
+    #[test]
+    fn an_ask_told_in_its_own_words_is_another_ask_named_once() {
+        let refund = [Category::RefundReturn];
+        let decision = decide_with_mentions(
+            Mentions {
+                keywords: &refund,
+                hidden_asks: &refund,
+            },
+            &[],
+        );
+        let Decision::Handoff { reasons } = decision else {
+            panic!("a hidden exchange beside a delivery question was answered");
+        };
+        assert_eq!(reasons.len(), 1);
+        assert_eq!(reasons[0].code, ReasonCode::MixedRequest);
+        assert_eq!(reasons[0].detail, "the message also mentions refund_return");
+        let hidden_only = decide_with_mentions(
+            Mentions {
+                keywords: &[],
+                hidden_asks: &[Category::OrderChange],
+            },
+            &[],
+        );
+        assert_eq!(codes(&hidden_only), [ReasonCode::MixedRequest]);
     }
 }

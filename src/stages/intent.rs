@@ -494,6 +494,20 @@ pub struct Mentions<'a> {
     pub hidden_asks: &'a [Category],
 }
 
+impl<'a> Mentions<'a> {
+    /// Every category named: the keywords', strongest first, then those of
+    /// asks told in their own words, each once.
+    pub fn categories(self) -> impl Iterator<Item = Category> + 'a {
+        let keywords = self.keywords;
+        keywords.iter().copied().chain(
+            self.hidden_asks
+                .iter()
+                .copied()
+                .filter(move |category| !keywords.contains(category)),
+        )
+    }
+}
+
 /// The tier: the category's, raised for what DOMAIN.md names.
 pub fn assign_tier(
     intent: &IntentGuess,

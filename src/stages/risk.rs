@@ -13,9 +13,10 @@ use serde_json::{Map, Value};
 
 use crate::config::RiskSettings;
 use crate::domain::{EmotionKind, Risk, Sentiment};
-use crate::embed::Embedder;
+use crate::embed::{Embedder, TextKind};
 use crate::ingest::{point_id, sync_seed_examples, Document, IngestReport, SEED_TENANT};
 use crate::labelled::{read_labelled_dir, Labelled};
+use crate::signals::is_unspaced_script;
 use crate::stages::head::{fit_stored, LinearHead, Stored};
 use crate::store::Collection;
 
@@ -221,12 +222,7 @@ impl RiskReader {
     /// The risks the head reads in `vector`: those at least as likely as
     /// the setting; none before it is trained.
     pub fn risks(&self, vector: &[f32]) -> Vec<RiskLabel> {
-        let Some(head) = self
-            .head
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-        else {
+        let Some(head) = self.head() else {
             return Vec::new();
         };
         let probabilities = head.probabilities(vector);
@@ -236,6 +232,94 @@ impl RiskReader {
             .filter(|label| probabilities[label.index()] >= self.settings.min_probability)
             .collect()
     }
+
+    /// The risks the head reads in the sentences of `text` one by one
+    /// (`clauses`), each at least as likely as the clause settings; none for
+    /// a message of one sentence, or before the head is trained. A hazard or
+    /// an order nobody placed told in passing is one sentence of a delivery
+    /// question, and the whole message's embedding follows its topic.
+    pub fn clause_risks(
+        &self,
+        embedder: &dyn Embedder,
+        text: &str,
+    ) -> anyhow::Result<Vec<RiskLabel>> {
+        let settings = &self.settings;
+        if settings.clause_min_probability > 1.0 && settings.clause_threat_probability > 1.0 {
+            return Ok(Vec::new());
+        }
+        let clauses = clauses(text);
+        let Some(head) = self.head().filter(|_| !clauses.is_empty()) else {
+            return Ok(Vec::new());
+        };
+        let mut read = Vec::new();
+        for vector in embedder.embed(&clauses, TextKind::Query)? {
+            let probabilities = head.probabilities(&vector);
+            for label in [
+                RiskLabel::Safety,
+                RiskLabel::Threat,
+                RiskLabel::AccountTakeover,
+            ] {
+                // One sentence out of its message reads a threat easily
+                // ("I'm a reporter for a regional paper"): a threat must be
+                // plainer than a hazard or a stranger's order.
+                let min = if label == RiskLabel::Threat {
+                    settings.clause_threat_probability
+                } else {
+                    settings.clause_min_probability
+                };
+                if probabilities[label.index()] >= min && !read.contains(&label) {
+                    read.push(label);
+                }
+            }
+        }
+        Ok(read)
+    }
+
+    fn head(&self) -> Option<Arc<LinearHead>> {
+        self.head
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// The sentences of `text` long enough to tell a risk of their own; empty
+/// for a message of fewer than two.
+pub fn clauses(text: &str) -> Vec<&str> {
+    let mut sentences = Vec::new();
+    let mut start = 0;
+    let mut chars = text.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        let ends = match c {
+            '\n' | '!' | '?' | ';' | '。' | '！' | '？' | '；' => true,
+            // Not inside "1.250,00" or "amazon.de".
+            '.' => chars.peek().is_none_or(|&(_, next)| next.is_whitespace()),
+            _ => false,
+        };
+        if ends {
+            let end = at + c.len_utf8();
+            sentences.push(&text[start..end]);
+            start = end;
+        }
+    }
+    sentences.push(&text[start..]);
+    let clauses: Vec<&str> = sentences
+        .into_iter()
+        .map(str::trim)
+        .filter(|sentence| tells_enough(sentence))
+        .collect();
+    if clauses.len() < 2 {
+        Vec::new()
+    } else {
+        clauses
+    }
+}
+
+/// Whether a sentence is more than a greeting or a sign-off: four words, or
+/// eight characters of a script without spaces.
+fn tells_enough(sentence: &str) -> bool {
+    sentence.split_whitespace().count() >= 4
+        || sentence.chars().filter(|c| is_unspaced_script(*c)).count() >= 8
 }
 
 /// Trains the risk head on `stored`, whose everyday messages (`EVERYDAY`)
@@ -366,6 +450,8 @@ mod tests {
             balance: 1.0,
             threat_intensity: 0.5,
             everyday_max_risk: 1.0,
+            clause_min_probability: 1.1,
+            clause_threat_probability: 1.1,
         };
         let reader = RiskReader::new(collection, &settings);
         assert!(
@@ -386,6 +472,31 @@ mod tests {
             ..reader
         };
         assert!(off.risks(&[1.0, 0.0, 0.0]).is_empty());
+    }
+
+    #[test]
+    fn a_message_is_read_sentence_by_sentence_without_its_greetings() {
+        assert_eq!(
+            clauses(
+                "Hello,\n\nWhen will order 114-3928475 get to Austin? It was 1.250,00 € on amazon.de. \
+                 Also my account shows a second order I never placed!!\nThanks, Marc"
+            ),
+            [
+                "When will order 114-3928475 get to Austin?",
+                "It was 1.250,00 € on amazon.de.",
+                "Also my account shows a second order I never placed!"
+            ]
+        );
+        assert_eq!(
+            clauses("想问下我的降噪耳机什么时候能到？另外账号里多了一个寄到广州的订单，不是我下的"),
+            [
+                "想问下我的降噪耳机什么时候能到？",
+                "另外账号里多了一个寄到广州的订单，不是我下的"
+            ]
+        );
+        // One sentence is the whole message, already read.
+        assert!(clauses("Where is my parcel? Thanks!").is_empty());
+        assert!(clauses("The kettle I ordered sparks when I plug it in.").is_empty());
     }
 
     #[test]

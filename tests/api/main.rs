@@ -265,6 +265,59 @@ async fn hazards_and_threats_told_in_words_no_phrase_list_has_are_still_p1() {
 }
 
 #[tokio::test]
+async fn an_order_nobody_placed_told_in_passing_is_read_in_its_own_sentence() {
+    let signals =
+        firstreply::signals::Signals::load(&repo().join("knowledge-base/signals")).unwrap();
+    for (id, language, text) in [
+        (
+            "en-stranger-order",
+            "en",
+            "Hi, could you tell me when the garden hose will be delivered to Leeds? \
+             Also something odd, there's a second order on my account this morning \
+             for a gaming chair to Cardiff which nobody in my house bought.",
+        ),
+        (
+            "de-stranger-order",
+            "de",
+            "Wann kommt meine Bestellung mit den Gartenhandschuhen an? Übrigens steht \
+             in meinem Konto noch eine zweite Bestellung über eine Spielkonsole nach \
+             Köln, die hat bei uns niemand aufgegeben.",
+        ),
+    ] {
+        // No phrase names it, and the whole message reads as a delivery
+        // question: the risk head finds it in the sentence that tells it.
+        assert!(signals.risks(text, language).is_empty(), "{id}");
+        let events = handle(inquiry(id, text)).await;
+        let Event::Triage(triage) = &events[1] else {
+            panic!("{id}: {events:?}")
+        };
+        assert_eq!(triage.tier, api::Tier::P1Urgent as i32, "{id}: {triage:?}");
+        assert_eq!(triage.risks, ["account_takeover"], "{id}: {triage:?}");
+        assert!(
+            matches!(&events[2], Event::Handoff(_)),
+            "{id}: a taken-over account was answered by the bot: {events:?}"
+        );
+    }
+    // Calm delivery questions of several sentences read no risk.
+    for (id, text) in [
+        (
+            "en-lamp",
+            "Hello, when will the desk lamp arrive? I ordered it on Monday. \
+             Thanks a lot, looking forward to it.",
+        ),
+        (
+            "en-weekend",
+            "Hi, my parcel says in transit for two days now. Could you check where \
+             it is? I need it for the weekend trip.",
+        ),
+    ] {
+        let triage = triage(id, text).await;
+        assert_eq!(triage.tier, api::Tier::P3Normal as i32, "{id}: {triage:?}");
+        assert!(triage.risks.is_empty(), "{id}: {triage:?}");
+    }
+}
+
+#[tokio::test]
 async fn a_high_value_order_or_a_repeat_buyer_raises_the_tier_a_step() {
     let text = "Hello, could you tell me when my order will arrive?";
     let plain = client()

@@ -111,7 +111,7 @@ fn development_set_holds_its_tuned_figures() {
             p1_recall: 0.98,
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.79,
-            ece: 0.025,
+            ece: 0.03,
             polarity: 0.895,
             language_polarity: 0.865,
         },
@@ -133,11 +133,11 @@ fn hold_out_set_holds_its_unseen_figures() {
     check(
         "eval-multilingual-holdout.jsonl",
         &Floors {
-            macro_f1: 0.955,
-            language_macro_f1: 0.895,
+            macro_f1: 0.96,
+            language_macro_f1: 0.87,
             p1_recall: 0.98,
             auto_reply_precision: 0.98,
-            auto_reply_coverage: 0.69,
+            auto_reply_coverage: 0.675,
             ece: 0.03,
             polarity: 0.91,
             language_polarity: 0.815,
@@ -161,7 +161,7 @@ fn second_and_third_hold_out_sets_hold_their_figures() {
             p1_recall: 0.98,
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.69,
-            ece: 0.025,
+            ece: 0.03,
             polarity: 0.925,
             language_polarity: 0.795,
         },
@@ -176,10 +176,10 @@ fn second_and_third_hold_out_sets_hold_their_figures() {
         &Floors {
             macro_f1: 0.945,
             language_macro_f1: 0.79,
-            p1_recall: 0.97,
+            p1_recall: 0.98,
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.61,
-            ece: 0.025,
+            ece: 0.02,
             polarity: 0.925,
             language_polarity: 0.87,
         },
@@ -230,11 +230,11 @@ fn fifth_hold_out_set_holds_its_unseen_figures() {
     check(
         "eval-multilingual-holdout-5.jsonl",
         &Floors {
-            macro_f1: 0.93,
-            language_macro_f1: 0.68,
+            macro_f1: 0.92,
+            language_macro_f1: 0.69,
             p1_recall: 0.97,
             auto_reply_precision: 0.98,
-            auto_reply_coverage: 0.675,
+            auto_reply_coverage: 0.65,
             ece: 0.055,
             polarity: 0.945,
             language_polarity: 0.795,
@@ -258,7 +258,7 @@ fn sixth_hold_out_set_holds_its_unseen_figures() {
         "eval-multilingual-holdout-6.jsonl",
         &Floors {
             macro_f1: 0.94,
-            language_macro_f1: 0.79,
+            language_macro_f1: 0.77,
             p1_recall: 0.98,
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.7,
@@ -281,12 +281,12 @@ fn seventh_hold_out_set_holds_its_unseen_figures() {
     check(
         "eval-multilingual-holdout-7.jsonl",
         &Floors {
-            macro_f1: 0.925,
+            macro_f1: 0.92,
             language_macro_f1: 0.77,
             p1_recall: 0.95,
             auto_reply_precision: 0.96,
             auto_reply_coverage: 0.625,
-            ece: 0.045,
+            ece: 0.05,
             polarity: 0.92,
             language_polarity: 0.825,
         },
@@ -308,11 +308,11 @@ fn eighth_hold_out_set_holds_its_unseen_figures() {
     check(
         "eval-multilingual-holdout-8.jsonl",
         &Floors {
-            macro_f1: 0.95,
+            macro_f1: 0.945,
             language_macro_f1: 0.8,
-            p1_recall: 0.98,
+            p1_recall: 0.97,
             auto_reply_precision: 0.98,
-            auto_reply_coverage: 0.545,
+            auto_reply_coverage: 0.535,
             ece: 0.045,
             polarity: 0.955,
             language_polarity: 0.85,
@@ -333,7 +333,7 @@ fn ninth_hold_out_set_holds_its_unseen_figures() {
         "eval-multilingual-holdout-9.jsonl",
         &Floors {
             macro_f1: 0.96,
-            language_macro_f1: 0.905,
+            language_macro_f1: 0.895,
             p1_recall: 0.98,
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.52,
@@ -361,7 +361,7 @@ fn tenth_hold_out_set_holds_its_unseen_figures() {
             language_macro_f1: 0.845,
             p1_recall: 0.98,
             auto_reply_precision: 0.98,
-            auto_reply_coverage: 0.545,
+            auto_reply_coverage: 0.56,
             ece: 0.045,
             polarity: 0.93,
             language_polarity: 0.855,
@@ -385,7 +385,7 @@ fn eleventh_hold_out_set_holds_its_unseen_figures() {
             language_macro_f1: 0.845,
             p1_recall: 0.98,
             auto_reply_precision: 0.98,
-            auto_reply_coverage: 0.625,
+            auto_reply_coverage: 0.635,
             ece: 0.025,
             polarity: 0.94,
             language_polarity: 0.835,
@@ -404,7 +404,7 @@ fn twelfth_hold_out_set_holds_its_unseen_figures() {
     check(
         "eval-multilingual-holdout-12.jsonl",
         &Floors {
-            macro_f1: 0.945,
+            macro_f1: 0.95,
             language_macro_f1: 0.845,
             p1_recall: 0.98,
             auto_reply_precision: 0.98,
@@ -453,7 +453,7 @@ fn fourteenth_hold_out_set_holds_its_unseen_figures() {
             p1_recall: 0.98,
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.56,
-            ece: 0.03,
+            ece: 0.035,
             polarity: 0.93,
             language_polarity: 0.75,
         },
@@ -472,12 +472,12 @@ fn fifteenth_hold_out_set_holds_its_unseen_figures() {
         "eval-multilingual-holdout-15.jsonl",
         &Floors {
             macro_f1: 0.94,
-            language_macro_f1: 0.9,
+            language_macro_f1: 0.89,
             p1_recall: 0.97,
             auto_reply_precision: 0.955,
-            auto_reply_coverage: 0.53,
+            auto_reply_coverage: 0.54,
             ece: 0.035,
-            polarity: 0.925,
+            polarity: 0.93,
             language_polarity: 0.85,
         },
     );
@@ -495,11 +495,11 @@ fn sixteenth_hold_out_set_holds_its_unseen_figures() {
         "eval-multilingual-holdout-16.jsonl",
         &Floors {
             macro_f1: 0.96,
-            language_macro_f1: 0.85,
+            language_macro_f1: 0.84,
             p1_recall: 0.97,
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.545,
-            ece: 0.025,
+            ece: 0.03,
             polarity: 0.96,
             language_polarity: 0.95,
         },
@@ -521,12 +521,12 @@ fn seventeenth_hold_out_set_holds_its_figures() {
     check(
         "eval-multilingual-holdout-17.jsonl",
         &Floors {
-            macro_f1: 0.9,
+            macro_f1: 0.905,
             language_macro_f1: 0.81,
             p1_recall: 0.975,
-            auto_reply_precision: 0.935,
-            auto_reply_coverage: 0.52,
-            ece: 0.05,
+            auto_reply_precision: 0.945,
+            auto_reply_coverage: 0.51,
+            ece: 0.045,
             polarity: 0.925,
             language_polarity: 0.835,
         },
@@ -547,13 +547,13 @@ fn eighteenth_hold_out_set_holds_its_figures() {
         "eval-multilingual-holdout-18.jsonl",
         &Floors {
             macro_f1: 0.905,
-            language_macro_f1: 0.835,
-            p1_recall: 0.96,
+            language_macro_f1: 0.83,
+            p1_recall: 0.965,
             auto_reply_precision: 0.98,
-            auto_reply_coverage: 0.51,
-            ece: 0.04,
-            polarity: 0.845,
-            language_polarity: 0.7,
+            auto_reply_coverage: 0.5,
+            ece: 0.045,
+            polarity: 0.855,
+            language_polarity: 0.74,
         },
     );
 }
@@ -570,13 +570,13 @@ fn nineteenth_hold_out_set_holds_its_figures() {
     check(
         "eval-multilingual-holdout-19.jsonl",
         &Floors {
-            macro_f1: 0.905,
-            language_macro_f1: 0.755,
-            p1_recall: 0.965,
+            macro_f1: 0.9,
+            language_macro_f1: 0.76,
+            p1_recall: 0.97,
             auto_reply_precision: 0.98,
-            auto_reply_coverage: 0.52,
-            ece: 0.055,
-            polarity: 0.875,
+            auto_reply_coverage: 0.51,
+            ece: 0.06,
+            polarity: 0.88,
             language_polarity: 0.83,
         },
     );
@@ -593,12 +593,12 @@ fn twentieth_hold_out_set_holds_its_figures() {
     check(
         "eval-multilingual-holdout-20.jsonl",
         &Floors {
-            macro_f1: 0.905,
-            language_macro_f1: 0.84,
+            macro_f1: 0.915,
+            language_macro_f1: 0.83,
             p1_recall: 0.96,
             auto_reply_precision: 0.98,
-            auto_reply_coverage: 0.415,
-            ece: 0.06,
+            auto_reply_coverage: 0.385,
+            ece: 0.05,
             polarity: 0.88,
             language_polarity: 0.735,
         },
@@ -617,11 +617,11 @@ fn twenty_first_hold_out_set_holds_its_figures() {
     check(
         "eval-multilingual-holdout-21.jsonl",
         &Floors {
-            macro_f1: 0.935,
-            language_macro_f1: 0.86,
+            macro_f1: 0.94,
+            language_macro_f1: 0.865,
             p1_recall: 0.97,
             auto_reply_precision: 0.98,
-            auto_reply_coverage: 0.555,
+            auto_reply_coverage: 0.56,
             ece: 0.035,
             polarity: 0.925,
             language_polarity: 0.83,
@@ -643,12 +643,12 @@ fn twenty_second_hold_out_set_holds_its_figures() {
     check(
         "eval-multilingual-holdout-22.jsonl",
         &Floors {
-            macro_f1: 0.925,
-            language_macro_f1: 0.865,
+            macro_f1: 0.93,
+            language_macro_f1: 0.885,
             p1_recall: 0.96,
             auto_reply_precision: 0.98,
-            auto_reply_coverage: 0.515,
-            ece: 0.045,
+            auto_reply_coverage: 0.535,
+            ece: 0.05,
             polarity: 0.915,
             language_polarity: 0.825,
         },
@@ -666,12 +666,12 @@ fn twenty_third_hold_out_set_holds_its_figures() {
     check(
         "eval-multilingual-holdout-23.jsonl",
         &Floors {
-            macro_f1: 0.905,
+            macro_f1: 0.91,
             language_macro_f1: 0.74,
-            p1_recall: 0.965,
+            p1_recall: 0.96,
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.485,
-            ece: 0.055,
+            ece: 0.05,
             polarity: 0.915,
             language_polarity: 0.825,
         },
@@ -688,13 +688,13 @@ fn twenty_fourth_hold_out_set_holds_its_figures() {
     check(
         "eval-multilingual-holdout-24.jsonl",
         &Floors {
-            macro_f1: 0.91,
+            macro_f1: 0.915,
             language_macro_f1: 0.835,
-            p1_recall: 0.955,
+            p1_recall: 0.965,
             auto_reply_precision: 0.98,
-            auto_reply_coverage: 0.545,
-            ece: 0.06,
-            polarity: 0.9,
+            auto_reply_coverage: 0.555,
+            ece: 0.055,
+            polarity: 0.905,
             language_polarity: 0.8,
         },
     );
@@ -712,12 +712,12 @@ fn twenty_fifth_hold_out_set_holds_its_figures() {
     check(
         "eval-multilingual-holdout-25.jsonl",
         &Floors {
-            macro_f1: 0.895,
+            macro_f1: 0.9,
             language_macro_f1: 0.805,
             p1_recall: 0.955,
-            auto_reply_precision: 0.98,
-            auto_reply_coverage: 0.515,
-            ece: 0.07,
+            auto_reply_precision: 0.965,
+            auto_reply_coverage: 0.53,
+            ece: 0.06,
             polarity: 0.895,
             language_polarity: 0.79,
         },
@@ -737,12 +737,12 @@ fn twenty_sixth_hold_out_set_holds_its_figures() {
     check(
         "eval-multilingual-holdout-26.jsonl",
         &Floors {
-            macro_f1: 0.915,
-            language_macro_f1: 0.835,
-            p1_recall: 0.94,
+            macro_f1: 0.91,
+            language_macro_f1: 0.83,
+            p1_recall: 0.955,
             auto_reply_precision: 0.955,
-            auto_reply_coverage: 0.485,
-            ece: 0.05,
+            auto_reply_coverage: 0.475,
+            ece: 0.055,
             polarity: 0.885,
             language_polarity: 0.78,
         },
@@ -763,11 +763,11 @@ fn twenty_seventh_hold_out_set_holds_its_figures() {
     check(
         "eval-multilingual-holdout-27.jsonl",
         &Floors {
-            macro_f1: 0.92,
+            macro_f1: 0.925,
             language_macro_f1: 0.855,
-            p1_recall: 0.975,
-            auto_reply_precision: 0.98,
-            auto_reply_coverage: 0.51,
+            p1_recall: 0.98,
+            auto_reply_precision: 0.965,
+            auto_reply_coverage: 0.515,
             ece: 0.05,
             polarity: 0.84,
             language_polarity: 0.65,
@@ -787,13 +787,13 @@ fn twenty_eighth_hold_out_set_holds_its_figures() {
     check(
         "eval-multilingual-holdout-28.jsonl",
         &Floors {
-            macro_f1: 0.915,
-            language_macro_f1: 0.81,
+            macro_f1: 0.93,
+            language_macro_f1: 0.87,
             p1_recall: 0.98,
             auto_reply_precision: 0.98,
-            auto_reply_coverage: 0.575,
-            ece: 0.05,
-            polarity: 0.93,
+            auto_reply_coverage: 0.6,
+            ece: 0.045,
+            polarity: 0.935,
             language_polarity: 0.87,
         },
     );
@@ -806,18 +806,19 @@ fn twenty_ninth_hold_out_set_holds_its_figures() {
     // 18's build: macro-F1 0.935, P1 0.962 / 0.842, auto-reply 0.963 /
     // 0.667 (4 of 108 wrong); with the never-placed-order and
     // hidden-exchange phrases, P1 0.973 / 0.838. Its wrong auto-replies,
-    // then its P1 misses were read (P1 0.992 / 0.858).
+    // then its P1 misses were read (P1 0.992 / 0.858), and in session 20 it
+    // moved among the read sets: leave-one-set-out.
     check(
         "eval-multilingual-holdout-29.jsonl",
         &Floors {
-            macro_f1: 0.925,
-            language_macro_f1: 0.765,
-            p1_recall: 0.955,
+            macro_f1: 0.93,
+            language_macro_f1: 0.84,
+            p1_recall: 0.97,
             auto_reply_precision: 0.98,
             auto_reply_coverage: 0.62,
             ece: 0.045,
-            polarity: 0.895,
-            language_polarity: 0.775,
+            polarity: 0.9,
+            language_polarity: 0.815,
         },
     );
 }
@@ -828,18 +829,42 @@ fn thirtieth_hold_out_set_holds_its_figures() {
     // written while session 19's changes were measured, and measured blind
     // once they were done: on session 18's build macro-F1 0.943, P1 0.936 /
     // 0.817, auto-reply 1.000 / 0.635; on session 19's macro-F1 0.951, P1
-    // 0.959 / 0.839, auto-reply 1.000 / 0.635. Not read yet.
+    // 0.959 / 0.839, auto-reply 1.000 / 0.635. Its P1 misses were read in
+    // session 20, and it moved among the read sets: leave-one-set-out.
     check(
         "eval-multilingual-holdout-30.jsonl",
         &Floors {
             macro_f1: 0.93,
             language_macro_f1: 0.82,
-            p1_recall: 0.935,
+            p1_recall: 0.965,
             auto_reply_precision: 0.98,
-            auto_reply_coverage: 0.59,
-            ece: 0.045,
+            auto_reply_coverage: 0.575,
+            ece: 0.05,
             polarity: 0.89,
             language_polarity: 0.765,
+        },
+    );
+}
+
+#[test]
+fn thirty_first_hold_out_set_holds_its_figures() {
+    // Session 20: 616 rows (262 P1) by two more writers from set 27's brief,
+    // written before session 20's changes and measured blind on session
+    // 19's build: macro-F1 0.950, P1 0.981 / 0.832, auto-reply 0.979 /
+    // 0.603; on session 20's (sentences read for risks, sets 29 and 30
+    // teaching): macro-F1 0.961, P1 0.985 / 0.849, auto-reply 0.980 /
+    // 0.622. Not read yet.
+    check(
+        "eval-multilingual-holdout-31.jsonl",
+        &Floors {
+            macro_f1: 0.94,
+            language_macro_f1: 0.845,
+            p1_recall: 0.96,
+            auto_reply_precision: 0.955,
+            auto_reply_coverage: 0.58,
+            ece: 0.035,
+            polarity: 0.92,
+            language_polarity: 0.9,
         },
     );
 }
