@@ -225,12 +225,9 @@ impl RiskReader {
         let Some(head) = self.head() else {
             return Vec::new();
         };
-        let probabilities = head.probabilities(vector);
-        RiskLabel::ALL
-            .into_iter()
-            .filter(|label| *label != RiskLabel::None)
-            .filter(|label| probabilities[label.index()] >= self.settings.min_probability)
-            .collect()
+        at_least(&head.probabilities(vector), |_| {
+            self.settings.min_probability
+        })
     }
 
     /// The risks the head reads in the sentences of `text` one by one
@@ -251,23 +248,20 @@ impl RiskReader {
         let Some(head) = self.head().filter(|_| !clauses.is_empty()) else {
             return Ok(Vec::new());
         };
+        // One sentence out of its message reads a threat easily ("I'm a
+        // reporter for a regional paper"): a threat must be plainer than a
+        // hazard or a stranger's order.
+        let min = |label| {
+            if label == RiskLabel::Threat {
+                settings.clause_threat_probability
+            } else {
+                settings.clause_min_probability
+            }
+        };
         let mut read = Vec::new();
         for vector in embedder.embed(&clauses, TextKind::Query)? {
-            let probabilities = head.probabilities(&vector);
-            for label in [
-                RiskLabel::Safety,
-                RiskLabel::Threat,
-                RiskLabel::AccountTakeover,
-            ] {
-                // One sentence out of its message reads a threat easily
-                // ("I'm a reporter for a regional paper"): a threat must be
-                // plainer than a hazard or a stranger's order.
-                let min = if label == RiskLabel::Threat {
-                    settings.clause_threat_probability
-                } else {
-                    settings.clause_min_probability
-                };
-                if probabilities[label.index()] >= min && !read.contains(&label) {
+            for label in at_least(&head.probabilities(&vector), min) {
+                if !read.contains(&label) {
                     read.push(label);
                 }
             }
@@ -281,6 +275,16 @@ impl RiskReader {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
+}
+
+/// The risks (not `None`), in `RiskLabel` order, at least `min(label)`
+/// likely in `probabilities`.
+fn at_least(probabilities: &[f32], min: impl Fn(RiskLabel) -> f32) -> Vec<RiskLabel> {
+    RiskLabel::ALL
+        .into_iter()
+        .filter(|label| *label != RiskLabel::None)
+        .filter(|label| probabilities[label.index()] >= min(*label))
+        .collect()
 }
 
 /// The sentences of `text` long enough to tell a risk of their own; empty
